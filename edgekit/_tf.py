@@ -1,0 +1,75 @@
+"""Lazy, quiet import of the build-side stack (TensorFlow, tf_keras, tfmot).
+
+tfmot works only with Keras 2, so ``TF_USE_LEGACY_KERAS=1`` must be set before
+TensorFlow is first imported; doing it here, in the one place that imports TF,
+keeps that invariant. Nothing on the device side may call this module.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from edgekit.errors import MissingExtraError
+
+_INSTALL = 'pip install "edgekit[compress]"'
+
+
+def _prepare_env() -> None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    # TF's C++ start-up chatter (CUDA probing, oneDNN notices) buries our output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def tf() -> ModuleType:
+    """Return the ``tensorflow`` module, importing it on first use."""
+    _prepare_env()
+    try:
+        import tensorflow
+    except ImportError as e:
+        raise MissingExtraError(
+            f"TensorFlow is not installed ({e}).", hint=f"Install the build side: {_INSTALL}"
+        ) from e
+    return tensorflow
+
+
+def tf_keras() -> ModuleType:
+    """Return ``tf_keras`` (Keras 2), the Keras that tfmot supports."""
+    tf()
+    try:
+        import tf_keras as _tf_keras
+    except ImportError as e:
+        raise MissingExtraError(
+            f"tf_keras is not installed ({e}).", hint=f"Install the build side: {_INSTALL}"
+        ) from e
+    return _tf_keras
+
+
+def keras3() -> ModuleType:
+    """Return Keras 3 (the ``keras`` package), used only to read Keras 3 files."""
+    tf()
+    try:
+        import keras
+    except ImportError as e:
+        raise MissingExtraError(
+            f"Keras 3 is not installed ({e}); it is needed to read Keras 3 .keras files.",
+            hint=f"Install the build side: {_INSTALL}",
+        ) from e
+    if not keras.__version__.startswith("3"):
+        raise MissingExtraError(
+            f"the 'keras' package is version {keras.__version__}, expected 3.x to read Keras 3 files.",
+            hint=f"Reinstall the build side: {_INSTALL}",
+        )
+    return keras
+
+
+def tfmot() -> ModuleType:
+    """Return ``tensorflow_model_optimization``."""
+    tf_keras()
+    try:
+        import tensorflow_model_optimization as _tfmot
+    except ImportError as e:
+        raise MissingExtraError(
+            f"tensorflow-model-optimization is not installed ({e}).",
+            hint=f"Install the build side: {_INSTALL}",
+        ) from e
+    return _tfmot

@@ -1,0 +1,19 @@
+"""Bundle manifest read/write, hashing, atomic writes and verification.
+
+Imports nothing from the build side: the device reads bundles with this.
+"""
+from edgekit.bundle.manifest import MANIFEST_NAME, SCHEMA_VERSION, ArtifactEntry, Manifest
+from edgekit.bundle.store import Bundle, BundleWriter, VerifyResult, load_bundle, sha256_file, verify_bundle
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "ArtifactEntry",
+    "Manifest",
+    "Bundle",
+    "BundleWriter",
+    "VerifyResult",
+    "load_bundle",
+    "sha256_file",
+    "verify_bundle",
+]

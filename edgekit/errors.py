@@ -1,0 +1,75 @@
+"""One error hierarchy for edgekit.
+
+Every error a user can cause is an :class:`EdgekitError` whose message says
+what was expected, what was received and what to do. The CLI turns these into
+a one-line message and a non-zero exit code in one place
+(:func:`edgekit.cli._common.run_command`); anything else is a bug and keeps its
+traceback.
+"""
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """Base class: a user-facing failure with an actionable message."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} {self.hint}"
+        return self.message
+
+
+class MissingExtraError(EdgekitError):
+    """An optional dependency group is not installed."""
+
+
+class ModelLoadError(EdgekitError):
+    """The model file cannot be read: corrupt, truncated, or not a model."""
+
+
+class UnsupportedModelError(EdgekitError):
+    """The model is readable but uses something edgekit cannot handle."""
+
+
+class UnsafeModelError(EdgekitError):
+    """Loading the model would run code stored in the file."""
+
+
+class BridgeError(EdgekitError):
+    """The Keras 3 -> tf_keras rebuild did not reproduce the model's outputs."""
+
+
+class DataError(EdgekitError):
+    """A data set is missing, empty, unreadable or inconsistent with the model."""
+
+
+class ConfigError(EdgekitError):
+    """A recipe, profile or preprocessing spec has a wrong key, type or value."""
+
+
+class BundleError(EdgekitError):
+    """A bundle is missing, malformed, or lacks what was asked for."""
+
+
+class IntegrityError(BundleError):
+    """An artifact's sha256 does not match its manifest: it was changed."""
+
+
+class TargetError(EdgekitError):
+    """An unknown target/device, or a target whose requirements are not met."""
+
+
+class SourceError(EdgekitError):
+    """An input source (camera, video, stream, images) cannot be opened or read."""
+
+
+class GateError(EdgekitError):
+    """A benchmark or accuracy gate failed (regression past the threshold)."""
+
+    exit_code = 1
