@@ -1,0 +1,64 @@
+"""Which layers tfmot can prune and quantize, and what blocks QAT or full int8.
+
+The answers come from tfmot's own registries, so they change when tfmot does,
+not when we forget to update a table.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Layers that produce TFLite ops without an int8 kernel (or run arbitrary
+# code), so a full-integer conversion cannot keep them in int8.
+_INT8_BLOCKING_ACTIVATIONS = {"selu", "softplus", "softsign", "exponential"}
+
+
+@dataclass
+class LayerAudit:
+    name: str
+    type: str
+    prunable: bool
+    quantizable: bool
+    blocks_qat: str | None  # reason, or None
+    blocks_int8: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def audit_model(model: Any) -> list[LayerAudit]:
+    """Audit each layer of a tf_keras model against tfmot's registries."""
+    from edgekit._tf import tfmot
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+        Default8BitQuantizeRegistry,
+    )
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    qreg = Default8BitQuantizeRegistry()
+    rows = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "InputLayer":
+            continue
+        prunable = bool(PruneRegistry.supports(layer)) and bool(getattr(layer, "weights", []))
+        quantizable = bool(qreg.supports(layer))
+        blocks_qat = None
+        if not quantizable:
+            blocks_qat = (
+                f"tfmot's default 8-bit scheme has no config for {kind}; quantize_model() refuses it "
+                "(edgekit compress leaves it in float and reports it)"
+            )
+        rows.append(LayerAudit(layer.name, kind, prunable, quantizable, blocks_qat, _int8_blocker(layer, kind)))
+    return rows
+
+
+def _int8_blocker(layer: Any, kind: str) -> str | None:
+    if kind in ("Lambda", "TFOpLambda", "SlicingOpLambda"):
+        return "arbitrary TensorFlow ops; any without an int8 TFLite kernel stays float"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    if name in _INT8_BLOCKING_ACTIVATIONS:
+        return f"activation {name!r} has no int8 TFLite kernel"
+    return None

@@ -1,0 +1,132 @@
+"""``load_model``: any supported Keras model file -> a checked tf_keras model."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError, ModelLoadError, UnsupportedModelError
+from edgekit.intake.bridge import BridgeReport, bridge_keras3
+from edgekit.intake.formats import ModelFile, read_model_file
+from edgekit.intake.layers import scan_layers
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the build side.
+
+    Attributes:
+        model: the tf_keras model (tfmot works on it).
+        file: what was read: path, format, Keras flavour and version.
+        sha256: of the model file (or of saved_model.pb for a directory).
+        bridge: how the Keras 3 -> tf_keras rebuild matched; None for tf_keras files.
+        notes: things the user allowed or should know (e.g. --allow-unsafe layers).
+    """
+
+    model: Any
+    file: ModelFile
+    sha256: str
+    bridge: BridgeReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.inputs[0].shape[1:])
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.model.outputs[0].shape[-1])
+
+    def source_info(self) -> dict[str, Any]:
+        """The manifest's ``source_model`` entry."""
+        return {
+            "name": self.file.path.name,
+            "sha256": self.sha256,
+            "format": self.file.format,
+            "keras": self.file.flavour,
+            "keras_version": self.file.keras_version,
+            "bridge": self.bridge.to_dict() if self.bridge else None,
+        }
+
+
+def load_model(path: str | Path, *, allow_unsafe: bool = False, custom_objects: dict[str, Any] | None = None) -> LoadedModel:
+    """Load a Keras 3 ``.keras``, a tf_keras ``.h5``/``.keras`` or a tf_keras SavedModel directory.
+
+    Keras 3 models are rebuilt in tf_keras and proven equal on random inputs.
+    Lambda layers and custom objects are refused unless ``allow_unsafe``.
+
+    Example::
+
+        loaded = load_model("digits_cnn.keras")
+        loaded.model.summary()
+
+    Raises:
+        ModelLoadError, UnsafeModelError, UnsupportedModelError, BridgeError.
+    """
+    mf = read_model_file(path)
+    notes = scan_layers(mf.config, allow_unsafe=allow_unsafe, source=str(mf.path))
+    digest = _sha256(mf.path)
+    if mf.flavour == "keras3":
+        k3 = _load_keras3(mf, allow_unsafe, custom_objects)
+        model, report = bridge_keras3(k3)
+        loaded = LoadedModel(model, mf, digest, report, notes)
+    else:
+        loaded = LoadedModel(_load_tf_keras(mf, allow_unsafe, custom_objects), mf, digest, None, notes)
+    _check_input(loaded)
+    return loaded
+
+
+def _load_keras3(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, Any] | None) -> Any:
+    from edgekit._tf import keras3
+
+    keras = keras3()
+    try:
+        return keras.saving.load_model(mf.path, compile=False, safe_mode=not allow_unsafe, custom_objects=custom_objects)
+    except EdgekitError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for damaged files
+        raise ModelLoadError(f"{mf.path}: Keras 3 could not load it ({_first_line(e)}).", hint="Re-export it with model.save(...).") from e
+
+
+def _load_tf_keras(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, Any] | None) -> Any:
+    from edgekit._tf import tf_keras
+
+    tfk = tf_keras()
+    kwargs: dict[str, Any] = {"compile": False, "custom_objects": custom_objects}
+    if mf.format == "keras_zip":
+        kwargs["safe_mode"] = not allow_unsafe
+    try:
+        return tfk.models.load_model(str(mf.path), **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise ModelLoadError(f"{mf.path}: tf_keras could not load it ({_first_line(e)}).", hint="Re-export it with model.save(...).") from e
+
+
+def _check_input(loaded: LoadedModel) -> None:
+    model = loaded.model
+    if len(model.inputs) != 1:
+        raise UnsupportedModelError(f"{loaded.file.path}: the model has {len(model.inputs)} inputs; edgekit handles single-image models.")
+    if len(model.outputs) != 1:
+        raise UnsupportedModelError(f"{loaded.file.path}: the model has {len(model.outputs)} outputs; edgekit handles single-output classifiers.")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4:
+        raise UnsupportedModelError(f"{loaded.file.path}: input shape {shape} is not an image batch (N, H, W, C).")
+    if any(d is None for d in shape[1:]):
+        raise UnsupportedModelError(
+            f"{loaded.file.path}: input {model.inputs[0].name!r} has shape {shape}; edge targets need fixed height, width and channels.",
+            hint="Rebuild the model with keras.Input(shape=(H, W, C)) and copy the weights, e.g. keras.Input(shape=(224, 224, 3)).",
+        )
+
+
+def _sha256(p: Path) -> str:
+    target = p / "saved_model.pb" if p.is_dir() else p
+    h = hashlib.sha256()
+    with open(target, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
