@@ -6,8 +6,11 @@ keeps that invariant. Nothing on the device side may call this module.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from types import ModuleType
+from typing import Iterator
 
 from edgekit.errors import MissingExtraError
 
@@ -20,11 +23,42 @@ def _prepare_env() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Silence C++ log lines (absl/TSL) written straight to fd 2.
+
+    TF 2.21's start-up notices (oneDNN, CUDA probing) and the converter's
+    MLIR chatter ignore TF_CPP_MIN_LOG_LEVEL and would bury our one-line
+    messages. Python-level exceptions are unaffected: they carry their text.
+    Set EDGEKIT_DEBUG=1 to see everything.
+    """
+    if os.environ.get("EDGEKIT_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def tf() -> ModuleType:
     """Return the ``tensorflow`` module, importing it on first use."""
     _prepare_env()
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     try:
-        import tensorflow
+        with quiet_native_logs():
+            import tensorflow
+
+            # Device discovery (cuInit) logs an error on hosts without CUDA; do it now, quietly.
+            tensorflow.config.list_physical_devices()
     except ImportError as e:
         raise MissingExtraError(
             f"TensorFlow is not installed ({e}).", hint=f"Install the build side: {_INSTALL}"

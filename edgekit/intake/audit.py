@@ -43,7 +43,7 @@ def audit_model(model: Any) -> list[LayerAudit]:
         if kind == "InputLayer":
             continue
         prunable = bool(PruneRegistry.supports(layer)) and bool(getattr(layer, "weights", []))
-        quantizable = bool(qreg.supports(layer))
+        quantizable = bool(qreg.supports(layer)) or _folded_bn(layer, kind)
         blocks_qat = None
         if not quantizable:
             blocks_qat = (
@@ -52,6 +52,19 @@ def audit_model(model: Any) -> list[LayerAudit]:
             )
         rows.append(LayerAudit(layer.name, kind, prunable, quantizable, blocks_qat, _int8_blocker(layer, kind)))
     return rows
+
+
+def _folded_bn(layer: Any, kind: str) -> bool:
+    # tfmot has no standalone BatchNormalization config; its layout transforms
+    # fold a BN that directly follows a conv or dense layer into that layer.
+    if kind != "BatchNormalization":
+        return False
+    nodes = getattr(layer, "inbound_nodes", None) or getattr(layer, "_inbound_nodes", [])
+    if not nodes:
+        return False
+    parents = nodes[0].inbound_layers
+    parents = parents if isinstance(parents, list) else [parents]
+    return len(parents) == 1 and type(parents[0]).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
 def _int8_blocker(layer: Any, kind: str) -> str | None:
