@@ -58,10 +58,11 @@ def bridge_keras3(k3_model: Any, *, samples: int = 4, seed: int = 0) -> tuple[An
     dropped: dict[str, list[str]] = {}
     if "layers" not in config:
         raise UnsupportedModelError(f"model {k3_model.name!r} is subclassed; only Sequential and functional models can be bridged.")
+    live = {layer.name: layer for layer in k3_model.layers}
     if type(k3_model).__name__ == "Sequential":
-        model = _rebuild_sequential(tfk, config, dropped)
+        model = _rebuild_sequential(tfk, config, dropped, live)
     else:
-        model = _rebuild_functional(tfk, config, dropped)
+        model = _rebuild_functional(tfk, config, dropped, live)
     _copy_weights(k3_model, model)
     report = _compare(k3_model, model, samples=samples, seed=seed)
     report.dropped_config_keys = dropped
@@ -74,25 +75,25 @@ def bridge_keras3(k3_model: Any, *, samples: int = 4, seed: int = 0) -> tuple[An
     return model, report
 
 
-def _rebuild_sequential(tfk: Any, config: dict[str, Any], dropped: dict[str, list[str]]) -> Any:
+def _rebuild_sequential(tfk: Any, config: dict[str, Any], dropped: dict[str, list[str]], live: dict[str, Any]) -> Any:
     entries = config["layers"]
     if not entries or entries[0]["class_name"] != "InputLayer":
         raise UnsupportedModelError("a Sequential model without an Input is not built; add keras.Input(shape=...) first.")
     inp = _make_input(tfk, entries[0])
     x = inp
     for entry in entries[1:]:
-        x = _make_layer(tfk, entry, dropped)(x)
+        x = _make_layer(tfk, entry, dropped, live)(x)
     return tfk.Model(inp, x, name=config.get("name"))
 
 
-def _rebuild_functional(tfk: Any, config: dict[str, Any], dropped: dict[str, list[str]]) -> Any:
+def _rebuild_functional(tfk: Any, config: dict[str, Any], dropped: dict[str, list[str]], live: dict[str, Any]) -> Any:
     tensors: dict[tuple[str, int, int], Any] = {}
     for entry in config["layers"]:
         name = entry["name"]
         if entry["class_name"] == "InputLayer":
             tensors[(name, 0, 0)] = _make_input(tfk, entry)
             continue
-        layer = _make_layer(tfk, entry, dropped)
+        layer = _make_layer(tfk, entry, dropped, live)
         for node_index, node in enumerate(entry.get("inbound_nodes", [])):
             args = _resolve(node.get("args", []), tensors, name)
             kwargs = _resolve(node.get("kwargs", {}), tensors, name)
@@ -139,8 +140,14 @@ def _make_input(tfk: Any, entry: dict[str, Any]) -> Any:
     return tfk.Input(batch_shape=tuple(shape), dtype=_dtype_name(cfg.get("dtype")), name=cfg.get("name", entry.get("name")))
 
 
-def _make_layer(tfk: Any, entry: dict[str, Any], dropped: dict[str, list[str]]) -> Any:
+def _make_layer(tfk: Any, entry: dict[str, Any], dropped: dict[str, list[str]], live: dict[str, Any]) -> Any:
     class_name = entry["class_name"]
+    if class_name == "Lambda":
+        # Only reached with --allow-unsafe: Keras 3 already deserialized the
+        # function, and the two Keras versions serialize Python code differently,
+        # so reuse the live function object. The output check still applies.
+        src = live[entry["config"]["name"]]
+        return tfk.layers.Lambda(src.function, name=src.name)
     cls = getattr(tfk.layers, class_name, None)
     if cls is None:
         raise UnsupportedModelError(f"layer {entry.get('name')!r}: tf_keras has no {class_name} layer to rebuild it with.")

@@ -133,7 +133,7 @@ def _read_savedmodel(p: Path) -> ModelFile:
     from edgekit._tf import tf_keras
 
     tf_keras()
-    from tf_keras.src.protobuf import saved_metadata_pb2
+    from tf_keras.protobuf import saved_metadata_pb2
 
     meta = saved_metadata_pb2.SavedMetadata()
     try:

@@ -69,12 +69,12 @@ def load_model(path: str | Path, *, allow_unsafe: bool = False, custom_objects: 
     digest = _sha256(mf.path)
     if mf.flavour == "keras3":
         k3 = _load_keras3(mf, allow_unsafe, custom_objects)
+        _check_io(k3, mf.path)  # before bridging: the output check needs concrete input shapes
         model, report = bridge_keras3(k3)
-        loaded = LoadedModel(model, mf, digest, report, notes)
-    else:
-        loaded = LoadedModel(_load_tf_keras(mf, allow_unsafe, custom_objects), mf, digest, None, notes)
-    _check_input(loaded)
-    return loaded
+        return LoadedModel(model, mf, digest, report, notes)
+    model = _load_tf_keras(mf, allow_unsafe, custom_objects)
+    _check_io(model, mf.path)
+    return LoadedModel(model, mf, digest, None, notes)
 
 
 def _load_keras3(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, Any] | None) -> Any:
@@ -102,18 +102,17 @@ def _load_tf_keras(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, 
         raise ModelLoadError(f"{mf.path}: tf_keras could not load it ({_first_line(e)}).", hint="Re-export it with model.save(...).") from e
 
 
-def _check_input(loaded: LoadedModel) -> None:
-    model = loaded.model
+def _check_io(model: Any, path: Path) -> None:
     if len(model.inputs) != 1:
-        raise UnsupportedModelError(f"{loaded.file.path}: the model has {len(model.inputs)} inputs; edgekit handles single-image models.")
+        raise UnsupportedModelError(f"{path}: the model has {len(model.inputs)} inputs; edgekit handles single-image models.")
     if len(model.outputs) != 1:
-        raise UnsupportedModelError(f"{loaded.file.path}: the model has {len(model.outputs)} outputs; edgekit handles single-output classifiers.")
+        raise UnsupportedModelError(f"{path}: the model has {len(model.outputs)} outputs; edgekit handles single-output classifiers.")
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4:
-        raise UnsupportedModelError(f"{loaded.file.path}: input shape {shape} is not an image batch (N, H, W, C).")
+        raise UnsupportedModelError(f"{path}: input shape {shape} is not an image batch (N, H, W, C).")
     if any(d is None for d in shape[1:]):
         raise UnsupportedModelError(
-            f"{loaded.file.path}: input {model.inputs[0].name!r} has shape {shape}; edge targets need fixed height, width and channels.",
+            f"{path}: input {model.inputs[0].name!r} has shape {shape}; edge targets need fixed height, width and channels.",
             hint="Rebuild the model with keras.Input(shape=(H, W, C)) and copy the weights, e.g. keras.Input(shape=(224, 224, 3)).",
         )
 
