@@ -29,7 +29,7 @@ def render_report(report) -> None:  # noqa: ANN001 - ModelReport, imported lazil
 
     d = report.to_dict()
     console.print(f"[bold]{d['path']}[/]: {d['description']}")
-    console.print(f"input {tuple(d['input_shape'])} → output {tuple(d['output_shape'])}")
+    console.print(f"input {_shape(d['input_shape'])} → output {_shape(d['output_shape'])} (batch dimension left out)")
     if d["bridge"]:
         b = d["bridge"]
         console.print(
@@ -45,7 +45,7 @@ def render_report(report) -> None:  # noqa: ANN001 - ModelReport, imported lazil
         table.add_row(
             row["name"],
             row["type"],
-            str(tuple(row["output_shape"])),
+            _shape(row["output_shape"]),
             f"{row['params']:,}",
             f"{row['macs']:,}",
             _mark(a["prunable"]) if a else "",
@@ -64,6 +64,11 @@ def render_report(report) -> None:  # noqa: ANN001 - ModelReport, imported lazil
             console.print(f"[yellow]int8[/] {a['name']} ({a['type']}): {a['blocks_int8']}")
     for note in d["notes"]:
         console.print(f"[yellow]note[/]: {note}")
+
+
+def _shape(shape: list) -> str:
+    # The batch dimension is always open; leave it out so the table stays narrow.
+    return "×".join(str(d) for d in shape[1:]) or "scalar"
 
 
 def _mark(flag: bool) -> str:
