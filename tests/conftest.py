@@ -62,3 +62,11 @@ def savedmodel_path(tf_keras_cnn, model_dir):
     with quiet_native_logs():
         tf_keras_cnn.save(path, save_format="tf")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_example(tmp_path_factory):
+    """The bundled example, trained once per session (about 5 s on 2 cores)."""
+    from edgekit.example import train_example
+
+    return train_example(tmp_path_factory.mktemp("example") / "digits_cnn.keras")
