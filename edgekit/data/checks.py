@@ -1,0 +1,62 @@
+"""Checks that a data set fits the model before any long work starts."""
+from __future__ import annotations
+
+from edgekit.data.dataset import Dataset
+from edgekit.errors import DataError
+
+_SHOWN = 5
+
+
+def check_labels(ds: Dataset, num_outputs: int, *, min_per_class: int = 2) -> dict[str, int]:
+    """Check that labels match the model's output size and every class has enough samples.
+
+    Args:
+        ds: a labelled data set.
+        num_outputs: the model's number of output classes.
+        min_per_class: fewest samples a class may have (2 lets a stratified
+            split put it in both parts).
+
+    Returns:
+        Samples per class name, in class order.
+
+    Raises:
+        DataError: unlabelled data, a class count that differs from
+            ``num_outputs``, a label out of range, or a class with too few
+            samples (named, with its count).
+
+    Example:
+        >>> from edgekit.data import load_digits
+        >>> check_labels(load_digits(), 10)["0"]
+        178
+    """
+    if ds.y is None:
+        raise DataError(
+            f"data set {ds.source} is unlabelled; expected labels (one subfolder per class, or 'y' in the .npz)."
+        )
+    k = len(ds.class_names)
+    if k != num_outputs:
+        raise DataError(
+            f"data set {ds.source} has {k} classes {_names(ds.class_names)} but the model outputs {num_outputs} values; "
+            "expected one class per output.",
+            hint="Use data with the model's classes, or pass class_names in the model's order.",
+        )
+    if len(ds.y) and int(ds.y.max()) >= num_outputs:
+        raise DataError(
+            f"data set {ds.source} has label {int(ds.y.max())}; expected labels 0..{num_outputs - 1} for a model "
+            f"with {num_outputs} outputs."
+        )
+    counts = ds.class_counts()
+    short = [(name, c) for name, c in counts.items() if c < min_per_class]
+    if short:
+        listed = ", ".join(f"{name!r} has {c}" for name, c in short[:_SHOWN])
+        more = f" (and {len(short) - _SHOWN} more)" if len(short) > _SHOWN else ""
+        raise DataError(
+            f"data set {ds.source}: {len(short)} class(es) have fewer than {min_per_class} samples: {listed}{more}.",
+            hint="Add images for those classes, or remove them from the data and the model.",
+        )
+    return counts
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return f"({shown}{', ...' if len(names) > _SHOWN else ''})"
