@@ -69,6 +69,10 @@ class SourceError(EdgekitError):
     """An input source (camera, video, stream, images) cannot be opened or read."""
 
 
+class OutputError(EdgekitError):
+    """Results could not be written (disk full, no permission, no display)."""
+
+
 class GateError(EdgekitError):
     """A benchmark or accuracy gate failed (regression past the threshold)."""
 

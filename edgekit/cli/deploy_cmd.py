@@ -1,0 +1,128 @@
+"""``edgekit deploy BUNDLE --source SRC``: run a bundle on a camera, stream, video or images."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from edgekit.cli._common import console, err_console, print_json, run_command
+
+
+@run_command
+def deploy(
+    bundle: Path = typer.Argument(..., help="The bundle folder (from 'edgekit compress')."),
+    source: str = typer.Option(..., "--source", "-s", help="Camera index (0), /dev/videoN, rtsp/http URL, image, folder, glob or video file."),
+    target: str = typer.Option("auto", "--target", "-t", help="cpu | gpu | edgetpu | auto, or a target name in the bundle."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device profile (e.g. rpi4): target preference and threads."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: the profile's, else all cores)."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels kept per frame."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON line per frame here."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Write an annotated video here (.mp4 or .avi)."),
+    show: bool = typer.Option(False, "--show", help="Show annotated frames in a window (needs OpenCV with GUI)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail instead of falling back to the CPU when the accelerator is missing."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
+    delegate: Optional[str] = typer.Option(None, "--delegate", help="Path of an external TFLite delegate library (.so)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Classify frames from a source with a bundle: JSON Lines, video, window, summary.
+
+    Ctrl-C or SIGTERM stops cleanly: results written so far are kept and the
+    summary is printed.
+    """
+    import os
+
+    # OpenCV and FFmpeg print their own warnings for every retry and damaged
+    # frame; edgekit reports those itself, once. Set before cv2 is imported;
+    # a user's own setting wins.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    from edgekit.runtime.deploy import deploy as run_deploy
+
+    handler = _ConsoleLogHandler()
+    logger = logging.getLogger("edgekit.runtime")
+    logger.addHandler(handler)
+    old_level, logger.propagate = logger.level, False
+    logger.setLevel(logging.INFO)
+    try:
+        result = run_deploy(
+            bundle,
+            source,
+            target=target,
+            device=device,
+            threads=threads,
+            delegate=delegate,
+            strict=strict,
+            top_k=top_k,
+            jsonl=jsonl,
+            save=save,
+            show=show,
+            max_frames=max_frames,
+            console=err_console,
+        )
+    except KeyboardInterrupt:
+        # Only a second Ctrl-C gets here; outputs were closed on the way out.
+        err_console.print("[yellow]interrupted[/]: results written so far are kept.")
+        raise typer.Exit(130) from None
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = True
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        render_summary(result.to_dict())
+    if result.error is not None:
+        raise result.error  # run_command prints it as one line and exits non-zero
+    if result.stopped_by == "SIGINT":
+        raise typer.Exit(130)
+
+
+class _ConsoleLogHandler(logging.Handler):
+    """edgekit.runtime's warnings as one yellow line each; info dim. Repeats of skipped frames are capped."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self._skips = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = " ".join(record.getMessage().split())
+        if getattr(record, "edgekit_event", None) == "skipped":
+            self._skips += 1
+            if self._skips > 5:
+                if self._skips == 6:
+                    err_console.print("[yellow]warning:[/] more unreadable frames skipped; the summary counts them all.")
+                return
+        if record.levelno >= logging.WARNING:
+            err_console.print(f"[yellow]warning:[/] {msg}", soft_wrap=True, markup=True, highlight=False)
+        else:
+            err_console.print(f"[dim]{msg}[/]", soft_wrap=True)
+
+
+def render_summary(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    plan = d["plan"]
+    out = err_console if d.get("error") else console
+    out.print(
+        f"[bold]{d['frames']}[/] frames from {d['source']} in {d['elapsed_s']:.1f} s: "
+        f"[bold]{d['fps']:.1f} fps[/], {d['dropped']} dropped, {d['skipped']} skipped; "
+        f"{plan['file']} on {plan['via']}; ended by {d['stopped_by']}.",
+        soft_wrap=True,
+    )
+    table = Table(title="latency per frame (ms)")
+    for col in ("stage", "p50", "p90", "p99", "mean", "max"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for stage, s in d["latency_ms"].items():
+        if s["n"]:
+            table.add_row(stage, *(f"{s[k]:.2f}" for k in ("p50", "p90", "p99", "mean", "max")))
+    if d["frames"]:
+        out.print(table)
+    for name, o in d["outputs"].items():
+        count = o.get("lines", o.get("frames"))
+        out.print(f"{name}: {o['path']} ({count} {'lines' if name == 'jsonl' else 'frames'})", soft_wrap=True)
+    if d["skipped_items"]:
+        shown = ", ".join(d["skipped_items"][:3])
+        more = f" and {d['skipped'] - 3} more" if d["skipped"] > 3 else ""
+        out.print(f"skipped: {shown}{more}", soft_wrap=True)

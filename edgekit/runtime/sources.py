@@ -1,0 +1,457 @@
+"""Where frames come from: cameras, streams, video files and images, through OpenCV.
+
+Two behaviours, chosen by what the source is:
+
+- **Files** (an image, a folder of images, a glob, a video file) are read in
+  the caller's thread, in order, every frame: nothing is dropped. A frame that
+  cannot be decoded is skipped and counted; the end of the file ends the run.
+- **Live sources** (a camera index or ``/dev/videoN``, an RTSP/HTTP/... URL)
+  are read on a capture thread into a small queue that drops the *oldest*
+  frame when full: results stay current rather than complete. A read failure
+  means the stream was lost: the thread reconnects with exponential backoff
+  (:class:`ReconnectPolicy`) and gives up with a :class:`SourceError` after
+  the last attempt.
+
+:func:`open_source` turns a ``--source`` string into one of these. To add a
+kind of source, subclass :class:`Source` and add a branch there.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import logging
+import os
+import queue
+import re
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from edgekit.errors import MissingExtraError, SourceError
+
+log = logging.getLogger("edgekit.runtime")
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"})
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+_URL = re.compile(rf"^({'|'.join(URL_SCHEMES)})://", re.I)
+_GLOB_CHARS = re.compile(r"[*?\[]")
+# Consecutive undecodable frames after which a video file is treated as ended.
+_MAX_BAD_RUN = 25
+
+
+def cv2_module() -> Any:
+    """OpenCV, or a :class:`MissingExtraError` naming the extra to install."""
+    try:
+        import cv2
+    except ImportError as e:
+        raise MissingExtraError(
+            f"OpenCV is not installed ({e}).", hint='Install the device runtime: pip install "edgekit[runtime]".'
+        ) from e
+    return cv2
+
+
+@dataclass
+class Frame:
+    """One picture from a source, as decoded (uint8, BGR or gray)."""
+
+    index: int  # position in the source; gaps mean dropped (live) or skipped frames
+    image: np.ndarray
+    source: str  # the file it came from, or the camera/stream name
+    timestamp: float  # wall clock (time.time()) when it was captured
+    capture_ms: float  # time spent reading and decoding it
+    position_ms: float | None = None  # position in a video file
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a live source retries: ``initial_delay * factor**n`` seconds, capped at ``max_delay``.
+
+    ``attempts`` reconnections after a loss; ``open_attempts`` tries for the
+    first open (kept short so a wrong camera index fails fast).
+    """
+
+    attempts: int = 5
+    open_attempts: int = 3
+    initial_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 0 or self.open_attempts < 1:
+            raise ValueError("attempts must be >= 0 and open_attempts >= 1")
+        if self.initial_delay < 0 or self.factor < 1 or self.max_delay < 0:
+            raise ValueError("delays must be >= 0 and factor >= 1")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt`` (1-based); the first waits nothing."""
+        if attempt <= 1:
+            return 0.0
+        return min(self.initial_delay * self.factor ** (attempt - 2), self.max_delay)
+
+
+class Source:
+    """Base class: iterate :meth:`frames`, read the counters, :meth:`close`."""
+
+    name: str = ""
+    live: bool = False
+    total: int | None = None  # frames expected, when known (files)
+    fps: float | None = None  # native frame rate, when known
+
+    def __init__(self) -> None:
+        self.dropped = 0
+        self.skipped = 0
+        self.skipped_items: list[str] = []  # first few skipped files/frames, for the summary
+        self._closed = threading.Event()
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop producing frames (safe from a signal handler or another thread)."""
+        self._closed.set()
+
+    def count_skipped(self, what: str) -> None:
+        """Record a frame that could not be decoded or preprocessed (and log it)."""
+        self.skipped += 1
+        if len(self.skipped_items) < 20:
+            self.skipped_items.append(what)
+        log.warning("skipped unreadable frame: %s", what, extra={"edgekit_event": "skipped"})
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class ImageSource(Source):
+    """Image files, in the given order; unreadable ones are skipped and counted."""
+
+    def __init__(self, paths: list[Path], name: str):
+        super().__init__()
+        self.paths = paths
+        self.name = name
+        self.total = len(paths)
+
+    def frames(self) -> Iterator[Frame]:
+        from edgekit.preprocess import read_image  # the build side's reader: same pixels on both sides
+
+        for i, path in enumerate(self.paths):
+            if self._closed.is_set():
+                return
+            t0 = time.perf_counter()
+            image = read_image(path)
+            ms = (time.perf_counter() - t0) * 1e3
+            if image is None:
+                self.count_skipped(str(path))
+                continue
+            yield Frame(i, image, str(path), time.time(), ms)
+
+
+class VideoFileSource(Source):
+    """Every frame of a video file, in order; undecodable frames are skipped and counted."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        cv2 = cv2_module()
+        self.path = path
+        self.name = str(path)
+        self._started = False
+        self._cap = cv2.VideoCapture(str(path))
+        if not self._cap.isOpened():
+            raise SourceError(
+                f"cannot open video file {path}: OpenCV found no decoder for it (not a video, damaged, or an unsupported codec).",
+                hint="Check the file plays elsewhere; 'edgekit doctor' lists this OpenCV's video backends.",
+            )
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.total = count if count > 0 else None
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0)
+        self.fps = fps if 0 < fps < 1000 else None
+
+    def frames(self) -> Iterator[Frame]:
+        cv2 = cv2_module()
+        self._started = True
+        index, bad_run = 0, 0
+        try:
+            while not self._closed.is_set():
+                t0 = time.perf_counter()
+                ok = self._cap.grab()
+                if not ok:
+                    # grab() fails at the end, or on a frame the demuxer cannot
+                    # read; past the known length it is the end.
+                    if self.total is None or index >= self.total or bad_run >= _MAX_BAD_RUN:
+                        return
+                    bad_run += 1
+                    self.count_skipped(f"{self.path} frame {index}")
+                    index += 1
+                    continue
+                ok, image = self._cap.retrieve()
+                ms = (time.perf_counter() - t0) * 1e3
+                if not ok or image is None or image.size == 0:
+                    bad_run += 1
+                    self.count_skipped(f"{self.path} frame {index}")
+                    index += 1
+                    if bad_run >= _MAX_BAD_RUN:
+                        return
+                    continue
+                bad_run = 0
+                pos = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+                yield Frame(index, image, self.name, time.time(), ms, position_ms=pos)
+                index += 1
+        finally:
+            self._cap.release()
+
+    def close(self) -> None:
+        # Only flag it while frames() runs (close may come from a signal handler
+        # between grab and retrieve); frames() releases the file on its way out.
+        super().close()
+        if not self._started:
+            self._cap.release()
+
+
+class LiveSource(Source):
+    """A camera or network stream read on a capture thread, newest frames first.
+
+    Args:
+        name: how the source is named in messages and results.
+        opener: returns a fresh, opened capture object (``isOpened``, ``read``,
+            ``release``: a ``cv2.VideoCapture``); called again to reconnect.
+        policy: reconnection backoff and limits.
+        queue_size: frames buffered between capture and inference; when full,
+            the oldest is dropped and counted.
+        hint: one line appended to open/give-up errors (e.g. which cameras exist).
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        name: str,
+        opener: Callable[[], Any],
+        *,
+        policy: ReconnectPolicy | None = None,
+        queue_size: int = 2,
+        hint: str | None = None,
+    ):
+        super().__init__()
+        if queue_size < 1:
+            raise ValueError("queue_size must be >= 1")
+        self.name = name
+        self.policy = policy or ReconnectPolicy()
+        self.reconnects = 0  # successful reconnections
+        self._opener = opener
+        self._hint = hint
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._cap = self._connect(self.policy.open_attempts, first=True)
+        cv2 = cv2_module()
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0) if hasattr(self._cap, "get") else 0.0
+        self.fps = fps if 0 < fps < 1000 else None
+
+    # -- connection -------------------------------------------------------
+
+    def _try_open(self) -> tuple[Any, str]:
+        try:
+            cap = self._opener()
+        except Exception as e:  # noqa: BLE001 - an opener may raise anything; it is one failed attempt
+            return None, f"{type(e).__name__}: {e}"
+        if cap is not None and cap.isOpened():
+            return cap, ""
+        if cap is not None:
+            cap.release()
+        return None, "OpenCV could not open it"
+
+    def _connect(self, attempts: int, *, first: bool) -> Any:
+        started = time.monotonic()
+        reason = ""
+        for attempt in range(1, attempts + 1):
+            wait = self.policy.delay(attempt)
+            if wait and self._closed.wait(wait):
+                return None
+            cap, reason = self._try_open()
+            if cap is not None:
+                return cap
+            log.warning("%s: open attempt %d/%d failed: %s", self.name, attempt, attempts, reason)
+        took = time.monotonic() - started
+        if first:
+            raise SourceError(f"cannot open {self.name} ({reason}; {attempts} attempts over {took:.1f} s).", hint=self._hint)
+        raise SourceError(
+            f"lost {self.name} and gave up after {attempts} reconnect attempts over {took:.1f} s ({reason}); "
+            "results written so far are kept.",
+            hint=self._hint,
+        )
+
+    # -- capture thread ---------------------------------------------------
+
+    def _put(self, item: Any) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    old = self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                if isinstance(old, Frame):
+                    self.dropped += 1
+
+    def _capture(self) -> None:
+        cap, index = self._cap, 0
+        try:
+            while not self._closed.is_set():
+                t0 = time.perf_counter()
+                try:
+                    ok, image = cap.read()
+                except Exception as e:  # noqa: BLE001 - a driver error is a lost stream
+                    log.warning("%s: read failed: %s", self.name, e)
+                    ok, image = False, None
+                ms = (time.perf_counter() - t0) * 1e3
+                if self._closed.is_set():
+                    break
+                if ok and image is not None and image.size > 0:
+                    self._put(Frame(index, image, self.name, time.time(), ms))
+                    index += 1
+                    continue
+                if ok:  # a frame arrived but is empty: corrupt, skip it
+                    self.count_skipped(f"{self.name} frame {index}")
+                    index += 1
+                    continue
+                log.warning("%s: stream lost after frame %d; reconnecting", self.name, index)
+                cap.release()
+                cap = None
+                cap = self._connect(self.policy.attempts, first=False)
+                if cap is None:  # closed while waiting
+                    break
+                self.reconnects += 1
+        except SourceError as e:
+            self._put(e)
+        except BaseException as e:  # noqa: BLE001 - hand any crash to the consumer rather than die silently
+            self._put(e)
+        finally:
+            if cap is not None:
+                cap.release()
+            self._put(_END)
+
+    def frames(self) -> Iterator[Frame]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._capture, name=f"capture:{self.name}", daemon=True)
+            self._thread.start()
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._closed.is_set():
+                    return
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        super().close()
+        if self._thread is None and self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+_END = object()
+
+
+# ------------------------------------------------------------------- parsing
+
+
+def _camera_hint() -> str:
+    devices = sorted(_glob.glob("/dev/video*"))
+    if devices:
+        return f"Cameras present: {', '.join(devices)}."
+    return "No /dev/video* devices exist: is the camera plugged in and its driver loaded?"
+
+
+def _camera_opener(index: int | str) -> Callable[[], Any]:
+    def open_() -> Any:
+        return cv2_module().VideoCapture(index)
+
+    return open_
+
+
+def _stream_opener(url: str, timeout_ms: int = 5000) -> Callable[[], Any]:
+    def open_() -> Any:
+        cv2 = cv2_module()
+        # Without timeouts a stalled RTSP server blocks read() for ~30 s.
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+
+    return open_
+
+
+def _redact(url: str) -> str:
+    # rtsp://user:password@host -> rtsp://user:***@host: names go into logs and results.
+    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def open_source(
+    source: str | int | os.PathLike[str],
+    *,
+    policy: ReconnectPolicy | None = None,
+    queue_size: int = 2,
+) -> Source:
+    """Open a ``--source``: camera index, ``/dev/videoN``, URL, image, folder, glob or video file.
+
+    A folder is searched recursively for images (sorted by path); a glob's
+    matches are read as images.
+
+    Raises:
+        SourceError: it does not exist, matches nothing, or cannot be opened
+            (the message names it).
+        MissingExtraError: OpenCV is not installed.
+
+    Example::
+
+        with open_source("photos/") as src:
+            for frame in src.frames():
+                ...
+    """
+    cv2_module()
+    text = str(source).strip()
+    if isinstance(source, int) or re.fullmatch(r"\d+", text):
+        index = int(text)
+        return LiveSource(f"camera {index}", _camera_opener(index), policy=policy, queue_size=queue_size, hint=_camera_hint())
+    if _URL.match(text):
+        return LiveSource(_redact(text), _stream_opener(text), policy=policy, queue_size=queue_size,
+                          hint="Check the URL, the network and that the stream is up.")
+    path = Path(text).expanduser()
+    if path.exists():
+        mode = path.stat().st_mode
+        if stat.S_ISCHR(mode):  # /dev/video0
+            return LiveSource(f"camera {text}", _camera_opener(text), policy=policy, queue_size=queue_size, hint=_camera_hint())
+        if path.is_dir():
+            images = _images_in(path)
+            if not images:
+                raise SourceError(
+                    f"source folder {path} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).",
+                    hint="Point --source at a folder of pictures, a video file, a camera index or a URL.",
+                )
+            return ImageSource(images, str(path))
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return ImageSource([path], str(path))
+        return VideoFileSource(path)
+    if _GLOB_CHARS.search(text):
+        matches = sorted(Path(p) for p in _glob.glob(os.path.expanduser(text), recursive=True) if os.path.isfile(p))
+        if not matches:
+            raise SourceError(f"source pattern {text!r} matches no files.", hint="Check the pattern; quote it so the shell does not expand it.")
+        return ImageSource(matches, text)
+    raise SourceError(
+        f"source {text!r} does not exist: expected a camera index (0), /dev/videoN, an rtsp/http URL, "
+        "an image, a folder of images, a glob or a video file.",
+    )
