@@ -62,6 +62,8 @@ class BundleWriter:
     def __enter__(self) -> "BundleWriter":
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.partial-", dir=self.dest.parent))
+        # mkdtemp makes the folder 0700; a published bundle gets the usual umask-based mode.
+        os.chmod(self._tmp, 0o777 & ~_umask())
         (self._tmp / "reports").mkdir()
         return self
 
@@ -89,6 +91,12 @@ class BundleWriter:
         _write_json_atomic(root / MANIFEST_NAME, self.manifest.to_dict())
         _swap_into_place(root, self.dest)
         self._tmp = None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:

@@ -1,0 +1,245 @@
+"""Building bundles from a real small CNN trained on the real digits, for every target."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgekit.bundle import load_bundle, verify_bundle
+from edgekit.compile.build import build_bundle, check_build_request
+from edgekit.errors import ConfigError, DataError, TargetError
+from edgekit.metrics import classification_metrics, size_report
+from edgekit.profiles import get_target, list_targets
+from edgekit.tflite_graph import read_graph
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from edgekit.data import load_digits, split_dataset
+
+    ds = load_digits()
+    train, test = split_dataset(ds, holdout=0.2, seed=0)
+    return ds.class_names, train, test
+
+
+@pytest.fixture(scope="module")
+def trained(tf_keras, digits):
+    names, train, test = digits
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    m = tf_keras.Sequential(
+        [
+            tf_keras.Input((28, 28, 1)),
+            L.Conv2D(8, 3, activation="relu", name="c1"),
+            L.MaxPooling2D(name="p1"),
+            L.Conv2D(16, 3, activation="relu", name="c2"),
+            L.MaxPooling2D(name="p2"),
+            L.Dropout(0.1, name="drop"),
+            L.Flatten(name="flat"),
+            L.Dense(10, activation="softmax", name="fc"),
+        ],
+        name="digits_tiny",
+    )
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(train.x, train.y, epochs=4, batch_size=64, verbose=0)
+    keras_top1 = float(np.mean(np.argmax(m.predict(test.x, verbose=0), axis=1) == test.y))
+    assert keras_top1 > 0.8, "the fixture model should have learned the digits"
+    return m, keras_top1
+
+
+def build(out, trained, digits, **kw):
+    from edgekit.data.digits import DIGITS_SPEC
+
+    model, _ = trained
+    names, train, test = digits
+    kw.setdefault("targets", ["cpu"])
+    return build_bundle(
+        out, model=model, spec=DIGITS_SPEC, labels=names, representative=train.x[:64],
+        eval_data=(test.x, test.y), source_model={"name": "digits_tiny", "format": "in-memory"},
+        recipe={"sparsity": 0.0}, progress=False, **kw,
+    )
+
+
+@pytest.mark.parametrize("target", list_targets())
+def test_bundle_for_each_target(tmp_path, trained, digits, target):
+    profile = get_target(target)
+    result = build(tmp_path / "b", trained, digits, targets=[target])
+    assert result.failures == [] and verify_bundle(result.path).ok
+    entry = result.bundle.manifest.artifact(target)
+    assert entry.file == profile.artifact and entry.variant == profile.quantization
+    assert entry.accelerator == profile.accelerator
+    # static batch-1 shapes, I/O dtype from the profile, quantization parameters recorded
+    graph = read_graph(result.bundle.artifact_path(entry))
+    assert all(not t.dynamic for t in graph.tensors)
+    assert entry.input["shape"] == [1, 28, 28, 1] and entry.output["shape"] == [1, 10]
+    assert entry.input["dtype"] == entry.output["dtype"] == profile.io_dtype
+    assert (entry.input["scale"] > 0) == (profile.io_dtype != "float32")
+    # measured through the interpreter, close to the Keras model's accuracy
+    _, keras_top1 = trained
+    assert entry.accuracy["n"] == len(digits[2].x)
+    assert entry.accuracy["top1"] == pytest.approx(keras_top1, abs=0.03)
+    assert set(entry.accuracy) >= {"top1", "macro_precision", "macro_recall", "macro_f1", "confusion"}
+    # numeric check and compatibility summary in the manifest, full reports on disk
+    comp = entry.compatibility
+    assert comp["numeric"]["ok"] and comp["numeric"]["tolerance"] == profile.tolerance
+    assert comp["analysis"] == profile.analysis and 0 < comp["fraction_ops"] <= 1
+    report = json.loads((result.path / comp["report"]).read_text())
+    assert report["target"] == target and len(report["placements"]) == len(graph.ops)
+    assert (result.path / f"reports/compat_{target}.txt").read_text().startswith("Compatibility report")
+    assert entry.recipe["quantization"] == profile.quantization and entry.recipe["sparsity"] == 0.0
+    assert entry.recipe["calibration_samples"] == (64 if profile.quantization == "int8" else 0)
+    m = result.bundle.manifest
+    assert m.labels == digits[0] and m.preprocess["input_size"] in ([28, 28], (28, 28))
+    assert {"edgekit", "tensorflow", "tf_keras", "litert"} <= set(m.tools)
+
+
+def test_all_three_targets_in_one_bundle(tmp_path, trained, digits):
+    result = build(tmp_path / "b", trained, digits, targets=list_targets())
+    assert [a.file for a in result.artifacts] == ["model_cpu.tflite", "model_gpu.tflite", "model_edgetpu.tflite"]
+    tpu = result.bundle.manifest.artifact("edgetpu")
+    assert tpu.status == "not_compiled"  # no edgetpu_compiler on this machine
+    assert tpu.compatibility["compiler"]["command"].startswith("edgetpu_compiler -s -o ")
+    assert tpu.compatibility["status"] == "full" and tpu.compatibility.get("split") is None
+    cpu = result.reports["cpu"]
+    # this LiteRT's XNNPACK takes every conv and the dense layer; int8 SOFTMAX stays on the builtin kernel
+    assert {p.op for p in cpu.placements if p.on_accelerator} >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert cpu.fraction_macs == 1.0
+    assert set(json.loads((result.path / "reports/build.json").read_text())["targets"]) == {"cpu", "gpu", "edgetpu"}
+
+
+def test_device_picks_its_targets(tmp_path, trained, digits):
+    result = build(tmp_path / "b", trained, digits, targets=None, device="coral-usb")
+    assert [a.target for a in result.artifacts] == ["edgetpu", "cpu"]
+
+
+def test_float_fallback_layer_stays_float(tmp_path, trained, digits):
+    result = build(tmp_path / "b", trained, digits, targets=["cpu"], float_fallback_layers=["c2"])
+    entry = result.bundle.manifest.artifact("cpu")
+    assert entry.recipe["float_fallback_layers"] == ["c2"]
+    graph = read_graph(result.bundle.artifact_path(entry))
+    kinds = [(op.name, graph.tensors[op.outputs[0]].dtype) for op in graph.ops]
+    assert kinds.count(("CONV_2D", "float32")) == 1 and kinds.count(("CONV_2D", "int8")) == 1
+    assert entry.input["dtype"] == "int8"  # the I/O stays what the profile says
+    assert any("run in float" in n for n in result.reports["cpu"].notes)
+    assert entry.compatibility["numeric"]["ok"]
+
+
+def test_float_fallback_is_refused_up_front_where_the_target_forbids_it(trained, digits):
+    model, _ = trained
+    with pytest.raises(TargetError, match="edgetpu cannot keep layers in float"):
+        check_build_request(model=model, targets=["cpu", "edgetpu"], representative=digits[1].x[:4], float_fallback_layers=["c2"])
+    with pytest.raises(ConfigError, match="'nope', not a layer of model 'digits_tiny'"):
+        check_build_request(model=model, targets=["cpu"], representative=digits[1].x[:4], float_fallback_layers=["nope"])
+
+
+def test_one_failing_target_still_writes_the_others(tmp_path, trained, digits):
+    # Dropout has no op at inference, so the int8 cpu target cannot keep it in float;
+    # the fp16 gpu target is float anyway and builds.
+    result = build(tmp_path / "b", trained, digits, targets=["cpu", "gpu"], float_fallback_layers=["drop"])
+    assert [a.target for a in result.artifacts] == ["gpu"]
+    assert result.failures == result.bundle.manifest.failures
+    (fail,) = result.failures
+    assert fail["target"] == "cpu" and fail["stage"] == "convert" and "'drop' have no op of their own" in fail["reason"]
+    assert not (result.path / "model_cpu.tflite").exists()  # nothing unlisted ships
+    assert json.loads((result.path / "reports/build.json").read_text())["failures"][0]["target"] == "cpu"
+    assert verify_bundle(result.path).ok
+
+
+def test_every_target_failing_writes_nothing_and_keeps_the_old_bundle(tmp_path, tf_keras, trained, digits):
+    out = tmp_path / "b"
+    old = build(out, trained, digits, targets=["gpu"])
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    from edgekit._tf import tf
+    from edgekit.data.digits import DIGITS_SPEC
+
+    L = tf_keras.layers
+    bad = tf_keras.Sequential(
+        [tf_keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10), L.Lambda(lambda t: tf().math.erf(t), name="erf")]
+    )  # ERF has no TFLite builtin kernel: every conversion fails
+    with pytest.raises(TargetError, match="no target could be built.*erf|Erf"):
+        build_bundle(out, model=bad, spec=DIGITS_SPEC, labels=digits[0], representative=digits[1].x[:8],
+                     targets=["cpu", "gpu"], progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert load_bundle(out).manifest.created == old.bundle.manifest.created
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no partial or old folders left beside it
+
+
+def test_custom_target_profile_end_to_end(tmp_path, trained, digits):
+    profile = tmp_path / "toy.toml"
+    profile.write_text(
+        'kind = "target"\nname = "toy"\ndescription = "float32 on the CPU"\nartifact = "model_toy.tflite"\n'
+        'quantization = "fp32"\nio_dtype = "float32"\nbatch = 1\nanalysis = "xnnpack"\n[check]\ntolerance = 0.0001\n'
+    )
+    result = build(tmp_path / "b", trained, digits, targets=[str(profile)])
+    entry = result.bundle.manifest.artifact("toy")
+    assert entry.variant == "fp32" and entry.input["dtype"] == "float32"
+    assert entry.compatibility["numeric"]["max_error"] < 1e-4
+    assert entry.accuracy["top1"] == pytest.approx(trained[1], abs=1e-9)  # float32: same predictions as Keras
+
+
+def test_bad_profile_behaviour_name_is_caught_before_work(tmp_path, trained, digits):
+    profile = tmp_path / "npu.toml"
+    profile.write_text(
+        'kind = "target"\nname = "npu"\ndescription = "d"\nartifact = "model_npu.tflite"\nquantization = "int8"\n'
+        'io_dtype = "int8"\nbatch = 1\nanalysis = "npu-magic"\n[check]\ntolerance = 0.1\n'
+    )
+    with pytest.raises(ConfigError, match=r"npu.toml: key 'analysis' is 'npu-magic'; expected one of: xnnpack, gpu, edgetpu"):
+        build(tmp_path / "b", trained, digits, targets=[str(profile)])
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"representative": np.zeros((4, 28, 28, 3), np.float32)}, DataError, r"representative has shape \(4, 28, 28, 3\)"),
+        ({"representative": None}, DataError, "need representative samples"),
+        ({"representative": np.full((4, 28, 28, 1), np.nan, np.float32)}, DataError, "NaN"),
+        ({"labels": ["a", "b"]}, DataError, "2 labels given but the model outputs 10 classes"),
+        ({"eval_data": (np.zeros((3, 28, 28, 1), np.float32), np.array([0, 1, 12]))}, DataError, "labels span 0..12"),
+        ({"targets": ["tpu"]}, TargetError, "valid targets: cpu, gpu, edgetpu"),
+        ({"device": "pi9", "targets": None}, TargetError, "valid devices"),
+    ],
+)
+def test_bad_requests_fail_before_any_conversion(tmp_path, trained, digits, change, error, match):
+    from edgekit.data.digits import DIGITS_SPEC
+
+    model, _ = trained
+    names, train, test = digits
+    kw = dict(model=model, spec=DIGITS_SPEC, labels=names, representative=train.x[:8], eval_data=(test.x, test.y),
+              targets=["cpu"], progress=False)
+    kw.update(change)
+    with pytest.raises(error, match=match):
+        build_bundle(tmp_path / "b", **kw)
+    assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 5, 300)
+    scores = rng.random((300, 5))
+    scores[np.arange(300), y] += rng.random(300) * 0.8  # better than chance, not perfect
+    pred = scores.argmax(1)
+    m = classification_metrics(y, scores)
+    p, r, f, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
+    assert m["top1"] == pytest.approx(accuracy_score(y, pred))
+    assert (m["macro_precision"], m["macro_recall"], m["macro_f1"]) == pytest.approx((p, r, f))
+    assert m["confusion"] == confusion_matrix(y, pred).tolist() and m["n"] == 300
+    # a class that is never predicted counts as 0 precision, like sklearn's zero_division=0
+    y2, p2 = np.array([0, 1, 2, 2]), np.array([0, 1, 1, 1])
+    assert classification_metrics(y2, p2)["macro_precision"] == pytest.approx(
+        precision_recall_fscore_support(y2, p2, average="macro", zero_division=0)[0]
+    )
+    with pytest.raises(DataError, match="3 labels but 2 predictions"):
+        classification_metrics(np.array([0, 1, 2]), np.array([0, 1]))
+
+
+def test_size_report(tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(bytes(10000) + np.random.default_rng(0).bytes(1000))
+    s = size_report(f)
+    assert s["bytes"] == 11000 and 1000 < s["gzip_bytes"] < 2000  # zeros compress, noise does not
