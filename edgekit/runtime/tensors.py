@@ -53,8 +53,12 @@ def quantize(x: np.ndarray, info: TensorInfo) -> np.ndarray:
     if not info.quantized:
         return np.ascontiguousarray(x, dtype=np.dtype(info.dtype))
     limits = np.iinfo(np.dtype(info.dtype))
-    q = np.round(x / info.scale + info.zero_point)
-    return np.clip(q, limits.min, limits.max).astype(info.dtype)
+    # One temporary, updated in place: this runs on every frame of deploy.
+    q = np.divide(x, np.float32(info.scale), dtype=np.float32)
+    q += np.float32(info.zero_point)
+    np.rint(q, out=q)
+    np.clip(q, limits.min, limits.max, out=q)
+    return q.astype(info.dtype)
 
 
 def dequantize(y: np.ndarray, info: TensorInfo) -> np.ndarray:
