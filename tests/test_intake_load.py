@@ -177,3 +177,32 @@ def test_input_without_fixed_height_width(keras3, tmp_path):
     keras3.Model(inp, keras3.layers.GlobalAveragePooling2D()(x)).save(path)
     with pytest.raises(UnsupportedModelError, match="fixed height, width"):
         load_model(path)
+
+
+def test_h5_with_corrupt_config(tf_keras_h5_path, tmp_path):
+    import shutil
+
+    import h5py
+
+    bad = tmp_path / "badconfig.h5"
+    shutil.copy(tf_keras_h5_path, bad)
+    with h5py.File(bad, "r+") as f:
+        f.attrs["model_config"] = '{"class_name": "Sequential", "config": {'
+    with pytest.raises(ModelLoadError, match="model_config attribute is not valid JSON"):
+        load_model(bad)
+
+
+def test_savedmodel_hash_covers_weights(savedmodel_path, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sm_copy"
+    shutil.copytree(savedmodel_path, copy)
+    from edgekit.intake.load import _sha256
+
+    first = load_model(copy).sha256
+    assert first == _sha256(copy)
+    weights = next((copy / "variables").glob("variables.data-*"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # other weights, same graph file
+    weights.write_bytes(bytes(data))
+    assert _sha256(copy) != first

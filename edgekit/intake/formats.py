@@ -112,10 +112,9 @@ def _read_h5(p: Path) -> ModelFile:
             f"{p} is an HDF5 file without a model config (a weights-only file?).",
             hint="Save the whole model with model.save('model.h5'), not save_weights().",
         )
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
+    config = _parse_json(p, raw, "its model_config attribute")
     version = version.decode() if isinstance(version, bytes) else str(version)
-    return ModelFile(p, "h5", "keras3" if version.startswith("3") else "tf_keras", version, _require_model_config(p, json.loads(raw)))
+    return ModelFile(p, "h5", "keras3" if version.startswith("3") else "tf_keras", version, _require_model_config(p, config))
 
 
 def _read_savedmodel(p: Path) -> ModelFile:
@@ -143,7 +142,7 @@ def _read_savedmodel(p: Path) -> ModelFile:
     root = next((n for n in meta.nodes if n.node_path == "root"), None)
     if root is None:
         raise ModelLoadError(f"{meta_path} has no root model entry; the SavedModel is damaged.")
-    root_meta = json.loads(root.metadata)
+    root_meta = _parse_json(p, root.metadata, "keras_metadata.pb's root entry")
     version = str(root_meta.get("keras_version", "unknown"))
     config = {"class_name": root_meta.get("class_name"), "config": root_meta.get("config")}
     if config["config"] is None:
@@ -151,6 +150,13 @@ def _read_savedmodel(p: Path) -> ModelFile:
             f"SavedModel {p} holds a subclassed model without a config; edgekit needs a Sequential or functional model."
         )
     return ModelFile(p, "savedmodel", "tf_keras", version, _require_model_config(p, config))
+
+
+def _parse_json(p: Path, raw: Any, where: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+        raise ModelLoadError(f"{p}: {where} is not valid JSON ({e}); the file is corrupt.", hint="Re-export it with model.save(...).") from e
 
 
 def _require_model_config(p: Path, config: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.bundle.store import sha256_file
 from edgekit.errors import EdgekitError, ModelLoadError, UnsupportedModelError
 from edgekit.intake.bridge import BridgeReport, bridge_keras3
 from edgekit.intake.formats import ModelFile, read_model_file
@@ -118,11 +119,12 @@ def _check_io(model: Any, path: Path) -> None:
 
 
 def _sha256(p: Path) -> str:
-    target = p / "saved_model.pb" if p.is_dir() else p
+    """The file's sha256; for a SavedModel folder, of every file in it (graph and weights)."""
+    if p.is_file():
+        return sha256_file(p)
     h = hashlib.sha256()
-    with open(target, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        h.update(f.relative_to(p).as_posix().encode() + b"\0" + sha256_file(f).encode())
     return h.hexdigest()
 
 
