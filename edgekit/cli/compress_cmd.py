@@ -1,0 +1,155 @@
+"""``edgekit compress MODEL --data D --out B``: prune, QAT, calibrate, evaluate, and build a bundle."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from edgekit.cli._common import console, err_console, print_json, run_command
+
+
+@run_command
+def compress(
+    model: Path = typer.Argument(..., help="A .keras / .h5 file or a tf_keras SavedModel directory."),
+    data: Path = typer.Option(..., "--data", "-d", help="Labelled images (one subfolder per class) or an .npz with x and y."),
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to write (an earlier bundle there is replaced atomically)."),
+    recipe: Optional[str] = typer.Option(
+        None, "--recipe", "-r", help="A recipe .toml, or a shipped one: default, aggressive-size, latency. [default: default]"
+    ),
+    preprocess: Optional[str] = typer.Option(
+        None,
+        "--preprocess",
+        help="Preprocessing preset (unit, raw, symmetric, imagenet) or a JSON spec file; default: MODEL.preprocess.json beside the model.",
+    ),
+    sparsity: Optional[float] = typer.Option(None, "--sparsity", help="Unstructured pruning: fraction of weights set to zero, in (0, 1)."),
+    mn: Optional[str] = typer.Option(None, "--mn", help="M:N pruning, e.g. 2:4 (at most M non-zero weights in every N)."),
+    structured: Optional[float] = typer.Option(None, "--structured", help="Fraction of Conv/Dense channels to remove, in (0, 1)."),
+    qat: Optional[bool] = typer.Option(None, "--qat/--no-qat", help="Quantization-aware training (sparsity-preserving after pruning)."),
+    distill: Optional[bool] = typer.Option(None, "--distill/--no-distill", help="Fine-tune with the original model as teacher."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tuning epochs per phase."),
+    calibration_samples: Optional[int] = typer.Option(None, "--calibration-samples", help="Representative images for int8 calibration."),
+    max_accuracy_drop: Optional[float] = typer.Option(
+        None, "--max-accuracy-drop", help="Top-1 points int8 may lose vs the original float model; error-prone layers stay float to meet it."
+    ),
+    targets: Optional[str] = typer.Option(None, "--targets", "-t", help="Comma-separated target names, e.g. cpu,gpu,edgetpu."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the split, sampling and fine-tuning."),
+    allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Allow Lambda layers and custom objects (runs code from the file)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (progress and tables are left out)."),
+) -> None:
+    """Compress a trained Keras CNN (pruning, QAT, int8) and build a bundle with every variant's accuracy measured.
+
+    Flags override the recipe; the recipe actually used is saved in the manifest.
+    Exits 1 when --max-accuracy-drop cannot be met (the bundle then holds the closest variant).
+    """
+    from edgekit.compress import compress as run
+
+    overrides: dict[str, Any] = {
+        "sparsity": sparsity,
+        "mn": mn,
+        "structured": structured,
+        "qat": qat,
+        "distill": distill,
+        "epochs": epochs,
+        "calibration_samples": calibration_samples,
+        "max_accuracy_drop": max_accuracy_drop,
+        "seed": seed,
+    }
+    target_list = [t.strip() for t in targets.split(",")] if targets is not None else None
+    result = run(
+        model,
+        data,
+        out,
+        recipe=recipe,
+        targets=target_list,
+        preprocess=preprocess,
+        overrides=overrides,
+        allow_unsafe=allow_unsafe,
+        progress=not json_out,
+    )
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        render(result)
+    if not result.budget_met:
+        err_console.print(f"[bold red]accuracy budget not met:[/] {result.reports['budget']['message']}", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def render(result: Any) -> None:
+    """Tables for people: the variants, then what each step did, then the artifacts."""
+    from rich.table import Table
+
+    r = result.recipe
+    console.print(
+        f"compressed with recipe [bold]{r.description or 'custom'}[/] in {result.timings.get('total', 0):.1f} s "
+        f"→ bundle [bold]{result.bundle}[/]"
+    )
+    data = result.reports["data"]
+    console.print(
+        f"data: {data['samples']} images ({data['train']} to fine-tune and calibrate, {data['held_out']} held out for every score below)"
+    )
+    table = Table(title="Variants, scored on the held-out split (.tflite through the interpreter)")
+    for col, just in (("variant", "left"), ("top-1", "right"), ("Δ pts", "right"), ("F1", "right"), ("KiB", "right"),
+                      ("gzip KiB", "right"), ("non-zero", "right"), ("MMACs", "right")):  # fmt: skip
+        table.add_column(col, justify=just, no_wrap=col == "variant")
+    for v in result.variants:
+        table.add_row(
+            v["variant"],
+            f"{v['top1']:.2%}",
+            f"{v.get('drop', 0):+.2f}",
+            f"{v['macro_f1']:.3f}",
+            _kb(v["bytes"]),
+            _kb(v["gzip_bytes"]),
+            f"{v['nonzero_params']:,}" if v.get("nonzero_params") is not None else "",
+            f"{v['macs'] / 1e6:,.2f}" if v.get("macs") is not None else "",
+        )
+    console.print(table)
+    rep = result.reports
+    if rep.get("structured"):
+        s = rep["structured"]
+        removed = [g for g in s["groups"] if g["channels_after"] < g["channels_before"]]
+        coupled = sum(g["coupled"] for g in removed)
+        console.print(
+            f"structured: {len(removed)} channel groups pruned ({coupled} coupled through Add/Multiply); params "
+            f"{s['params_before']:,} → {s['params_after']:,}, MACs {s['macs_before']:,} → {s['macs_after']:,} "
+            f"({s['macs_reduction']:.2f}× fewer)"
+        )
+    if rep.get("pruning"):
+        p = rep["pruning"]
+        what = f"{p['mn']} (M:N)" if p["kind"] == "m:n" else "unstructured"
+        pruned = [x for x in p["layers"] if x["pruned"]]
+        console.print(
+            f"pruning ({what}): {p['achieved']:.1%} of the weights in {len(pruned)} layers are zero (requested {p['requested']:.1%}); "
+            f"non-zero params {p['params_before']:,} → {p['params_after_nonzero']:,}"
+        )
+        for x in p["layers"]:
+            line = f"  {x['name']:<24} {x['type']:<16} {x['sparsity']:>6.1%} of {x['weights']:,}"
+            console.print(line + (f"  [dim]({x['note']})[/]" if x["note"] else ""))
+    if rep.get("qat"):
+        q = rep["qat"]
+        kept = f", sparsity {q['sparsity_before']:.1%} → {q['sparsity_after']:.1%}" if q.get("sparsity_before") is not None else ""
+        console.print(f"QAT ({q['scheme']}): {len(q['quantized_layers'])} layers quantization-aware, {len(q['float_layers'])} left float{kept}")
+    errors = [e for e in rep.get("layer_errors") or [] if e["layer"]][:3]
+    if errors:
+        worst = ", ".join(f"{e['layer']} ({e['op']}) {e['rmse_over_scale']:.2f}" for e in errors)
+        console.print(
+            f"largest per-layer int8 error (RMSE in quantization steps, {rep.get('layer_errors_of', 'float model')}): {worst}; "
+            "all in reports/quant_layer_errors.json"
+        )
+    if rep.get("budget"):
+        style = "green" if rep["budget"]["met"] else "red"
+        console.print(f"[{style}]budget[/]: {rep['budget']['message']}")
+    build = result.build
+    if build is not None:
+        for a in build.artifacts:
+            acc = f"top-1 {a.accuracy['top1']:.2%}" if a.accuracy else "not scored here"
+            console.print(f"artifact [bold]{a.file}[/] ({a.target}, {a.variant}, {a.bytes:,} bytes): {acc}, {a.status}")
+        for f in build.failures:
+            console.print(f"[red]failed[/] {f['target']} ({f.get('stage', 'build')}): {f['reason']}", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note[/]: {note}", soft_wrap=True)
+
+
+def _kb(n: int | None) -> str:
+    return "" if n is None else f"{n / 1024:,.1f}"

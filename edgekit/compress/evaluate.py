@@ -1,0 +1,96 @@
+"""Score every variant on the held-out split: Keras models and ``.tflite`` artifacts alike.
+
+A ``.tflite`` is scored through the TFLite interpreter with the device's own
+code (:func:`edgekit.compile.check.evaluate`), never through Keras. Each row
+carries top-1, macro precision/recall/F1, sizes (raw and gzip) and the drop in
+top-1 points against the original float model.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.metrics import classification_metrics
+
+ROW_KEYS = ("variant", "kind", "target", "top1", "macro_precision", "macro_recall", "macro_f1", "n", "bytes", "gzip_bytes", "params", "nonzero_params", "macs")
+
+
+def _metrics(y: np.ndarray, scores: np.ndarray, num_classes: int) -> dict[str, Any]:
+    m = classification_metrics(y, scores, num_classes=num_classes)
+    return {k: m[k] for k in ("top1", "macro_precision", "macro_recall", "macro_f1", "n")}
+
+
+def keras_row(
+    variant: str, model: Any, x: np.ndarray, y: np.ndarray, *, num_classes: int, note: str = "", macs: int | None = None
+) -> dict[str, Any]:
+    """Evaluate a tf_keras model; sizes are its weights as float32 bytes, raw and gzipped.
+
+    gzip of the weights shows what unstructured sparsity saves before any
+    conversion (zeros compress; a dense float32 kernel barely does).
+    """
+    from edgekit.compress.finetune import predict
+    from edgekit.intake.stats import layer_macs
+
+    scores = predict(model, x)
+    blob = b"".join(np.asarray(w, dtype=np.float32).tobytes() for w in _deployed_weights(model))
+    return {
+        "variant": variant,
+        "kind": "keras",
+        "target": None,
+        **_metrics(y, scores, num_classes),
+        "bytes": len(blob),
+        "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
+        "params": int(sum(np.size(w) for w in _deployed_weights(model))),
+        "nonzero_params": int(sum(np.count_nonzero(w) for w in _deployed_weights(model))),
+        # tfmot wrappers hide the layer's shapes; the caller passes the unwrapped model's MACs then.
+        "macs": int(macs if macs is not None else sum(layer_macs(layer) for layer in model.layers)),
+        "note": note,
+    }
+
+
+def _deployed_weights(model: Any) -> list[np.ndarray]:
+    # QAT models also hold fake-quant ranges and step counters; only the layers' own
+    # kernels, biases and BN statistics end up in an artifact.
+    out = []
+    for w in model.weights:
+        short = w.name.split("/")[-1].split(":")[0]
+        if short.endswith(("_min", "_max")) or short in ("optimizer_step", "pruning_step", "mask", "threshold"):
+            continue
+        out.append(np.asarray(w.numpy()))
+    return out
+
+
+def tflite_row(variant: str, content: bytes, x: np.ndarray, y: np.ndarray, *, num_classes: int, target: str, note: str = "") -> dict[str, Any]:
+    """Evaluate ``.tflite`` bytes through the interpreter (written to a temp file outside any bundle)."""
+    from edgekit.compile.check import evaluate, load_interpreter
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-eval-") as tmp:
+        path = Path(tmp) / f"{target}.tflite"
+        path.write_bytes(content)
+        interp = load_interpreter(path, target=target)
+        m = evaluate(interp, x, y, num_classes=num_classes)
+    return {
+        "variant": variant,
+        "kind": "tflite",
+        "target": target,
+        **{k: m[k] for k in ("top1", "macro_precision", "macro_recall", "macro_f1", "n")},
+        "bytes": len(content),
+        "gzip_bytes": len(gzip.compress(content, compresslevel=9, mtime=0)),
+        "params": None,
+        "nonzero_params": None,
+        "macs": None,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "note": note,
+    }
+
+
+def add_drops(rows: list[dict[str, Any]], reference_top1: float) -> list[dict[str, Any]]:
+    """Set each row's ``drop`` (top-1 points lost against ``reference_top1``; negative = better)."""
+    for r in rows:
+        r["drop"] = round((reference_top1 - r["top1"]) * 100.0, 4)
+    return rows

@@ -1,0 +1,519 @@
+"""``compress``: model + data + recipe → a measured, verified bundle.
+
+The order is fixed: check everything that can be checked (recipe, targets,
+output path, preprocessing, labels) before any training; then structured
+pruning, magnitude pruning, QAT, per-layer int8 error, the accuracy budget
+loop, and finally :func:`edgekit.compile.build_bundle`, which writes the
+bundle atomically. Nothing is written under ``out`` before that last step, so
+Ctrl-C or a failure at any point leaves an earlier bundle there untouched.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgekit.compress.progress import NullProgress, as_progress
+from edgekit.compress.recipe import Recipe, load_recipe
+from edgekit.errors import ConfigError, EdgekitError
+
+MIN_PER_CLASS = 5  # a class needs a held-out sample and a few to train on
+
+
+@dataclass
+class CompressResult:
+    """What :func:`compress` did: the bundle, the evaluation table and every step's report."""
+
+    bundle: Path
+    recipe: Recipe
+    variants: list[dict[str, Any]]  # evaluation rows: float, structured, pruned, QAT, each .tflite
+    reports: dict[str, Any]  # structured / pruning / qat / budget / layer_errors / data
+    notes: list[str]
+    timings: dict[str, float]
+    build: Any = field(repr=False, default=None)  # edgekit.compile.BuildResult
+
+    @property
+    def budget_met(self) -> bool:
+        budget = self.reports.get("budget") or {}
+        return bool(budget.get("met", True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.bundle),
+            "recipe": self.recipe.to_dict(),
+            "variants": self.variants,
+            "reports": self.reports,
+            "notes": self.notes,
+            "timings": self.timings,
+            "artifacts": self.build.to_dict()["artifacts"] if self.build is not None else [],
+            "failures": self.build.failures if self.build is not None else [],
+        }
+
+
+def resolve_recipe(recipe: Recipe | str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """The recipe to run: a Recipe, a shipped name or a .toml path (default: ``default``), then flag overrides.
+
+    An override of ``sparsity`` switches the recipe's ``mn`` off and vice versa
+    (a flag wins over the file). Override values of None mean "not given".
+
+    Example:
+        >>> resolve_recipe("aggressive-size", {"sparsity": 0.5}).sparsity
+        0.5
+    """
+    base = recipe if isinstance(recipe, Recipe) else load_recipe(recipe if recipe is not None else "default")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "sparsity" in given and "mn" not in given and base.mn is not None:
+        base = base.without("mn")
+    if "mn" in given and "sparsity" not in given and base.sparsity is not None:
+        base = base.without("sparsity")
+    return base.with_overrides(**given)
+
+
+def resolve_preprocess(model_path: str | Path, loaded: Any, preprocess: Any = None) -> tuple[Any, list[str] | None, str]:
+    """The preprocessing spec (and labels, when known) for a model.
+
+    Order: ``preprocess`` when given (a PreprocessSpec, a dict, a preset name,
+    or a JSON file holding a spec or ``{"preprocess": spec, "labels": [...]}``),
+    else the ``<model>.preprocess.json`` sidecar written beside the model.
+
+    Returns:
+        (spec, labels or None, where the spec came from).
+
+    Raises:
+        ConfigError: no spec found, an unreadable file, an unknown preset, or a
+            spec whose image shape differs from the model input.
+    """
+    from edgekit.example import spec_path_for
+    from edgekit.preprocess import PreprocessSpec, list_presets
+
+    h, w, c = loaded.input_shape
+    labels = None
+    if preprocess is None:
+        sidecar = spec_path_for(model_path)
+        if not sidecar.is_file():
+            raise ConfigError(
+                f"no preprocessing spec for {Path(model_path).name}: expected {sidecar.name} beside it, or --preprocess "
+                f"with a preset ({', '.join(list_presets())}) or a JSON spec file.",
+                hint=f"e.g. --preprocess unit (pixels / 255) for a {h}x{w}x{c} input.",
+            )
+        spec, labels = _spec_from_json(sidecar)
+        source = str(sidecar)
+    elif isinstance(preprocess, PreprocessSpec):
+        spec, source = preprocess, "argument"
+    elif isinstance(preprocess, dict):
+        spec, labels = _spec_from_obj(preprocess, "the preprocess argument")
+        source = "argument"
+    elif str(preprocess) in list_presets():
+        spec = PreprocessSpec.from_preset(str(preprocess), (h, w), channels=c, output=model_output_kind(loaded.model))
+        source = f"preset {preprocess}"
+    else:
+        p = Path(preprocess)
+        if not p.is_file():
+            raise ConfigError(
+                f"--preprocess {str(preprocess)!r} is neither a preset ({', '.join(list_presets())}) nor an existing JSON file."
+            )
+        spec, labels = _spec_from_json(p)
+        source = str(p)
+    if tuple(spec.shape) != (h, w, c):
+        raise ConfigError(
+            f"the preprocessing spec ({source}) makes {spec.shape[0]}x{spec.shape[1]}x{spec.shape[2]} inputs "
+            f"but the model expects {h}x{w}x{c}.",
+            hint="Fix input_size/channels in the spec, or pass the spec that belongs to this model.",
+        )
+    return spec, labels, source
+
+
+def _spec_from_json(path: Path) -> tuple[Any, list[str] | None]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read preprocessing spec {path}: {e}.") from e
+    return _spec_from_obj(data, str(path))
+
+
+def _spec_from_obj(data: Any, where: str) -> tuple[Any, list[str] | None]:
+    from edgekit.preprocess import PreprocessSpec
+
+    if isinstance(data, dict) and "preprocess" in data:
+        labels = data.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+            raise ConfigError(f"{where}: 'labels' must be a list of class names.")
+        try:
+            return PreprocessSpec.from_dict(data["preprocess"]), labels
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
+    try:
+        return PreprocessSpec.from_dict(data), None
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
+
+
+def model_output_kind(model: Any) -> str:
+    """"probabilities" when the model ends in a softmax, else "logits"."""
+    last = model.layers[-1]
+    kind = type(last).__name__
+    if kind == "Softmax":
+        return "probabilities"
+    act = getattr(last, "activation", None)
+    name = getattr(act, "__name__", None)
+    return "probabilities" if name == "softmax" else "logits"
+
+
+def compress(
+    model_path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    recipe: Recipe | str | Path | None = None,
+    targets: list[str] | tuple[str, ...] | None = None,
+    preprocess: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    allow_unsafe: bool = False,
+    overwrite: bool = True,
+    progress: bool | NullProgress = True,
+) -> CompressResult:
+    """Compress a trained Keras CNN with a recipe and write a bundle with measured accuracy.
+
+    Args:
+        model_path: a .keras / .h5 file or a tf_keras SavedModel folder.
+        data: labelled images (one subfolder per class) or an .npz with x and y.
+        out: the bundle folder to create (an earlier bundle there is replaced atomically).
+        recipe: a :class:`Recipe`, a shipped recipe name or a .toml path; default ``default``.
+        targets: target names (overrides the recipe's ``targets``).
+        preprocess: a preset name, JSON file, dict or PreprocessSpec; default: the model's sidecar.
+        overrides: recipe fields to replace (the CLI flags); None values are ignored.
+        allow_unsafe: allow Lambda layers / custom objects in the model file.
+        overwrite: replace an existing bundle at ``out``.
+        progress: Rich progress bars on stderr (or a reporter from :mod:`edgekit.compress.progress`).
+
+    Returns:
+        A :class:`CompressResult`; ``budget_met`` is False when ``max_accuracy_drop`` could not be met
+        (the bundle then holds the closest variant, and the reports say so).
+
+    Raises:
+        ConfigError, DataError, TargetError, ModelLoadError, BundleError: bad input, before any training.
+
+    Example::
+
+        result = compress("digits_cnn.keras", "calibration/digits", "out/bundle", recipe="aggressive-size")
+        for row in result.variants:
+            print(row["variant"], row["top1"], row["gzip_bytes"])
+    """
+    from edgekit.bundle import BundleWriter
+    from edgekit.compile.build import build_bundle, check_build_request
+    from edgekit.data import check_labels, load_dataset, split_dataset
+    from edgekit.intake import load_model
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    over = dict(overrides or {})
+    if targets is not None:
+        over["targets"] = tuple(targets)
+    rcp = resolve_recipe(recipe, over)
+    prog = as_progress(progress)
+    BundleWriter(out, overwrite=overwrite)  # refuses a non-bundle folder at `out` now, not after training
+
+    loaded = load_model(model_path, allow_unsafe=allow_unsafe)
+    spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
+    output_kind = model_output_kind(loaded.model)
+    if spec.output != output_kind:
+        notes.append(
+            f"the preprocessing spec says the model outputs {spec.output}, but its last layer gives {output_kind}; "
+            f"fine-tuning treats the outputs as {output_kind}."
+        )
+    ds = load_dataset(data, spec, labelled=True, class_names=labels)
+    counts = check_labels(ds, loaded.num_outputs, min_per_class=MIN_PER_CLASS)
+    labels = list(ds.class_names)
+    profiles = check_build_request(
+        model=loaded.model, targets=list(rcp.targets), representative=ds.x[:1], labels=labels, spec=spec
+    )
+    train, held = split_dataset(ds, holdout=rcp.holdout, seed=rcp.seed)
+    timings["load"] = time.perf_counter() - t0
+    data_report = {
+        "source": str(data),
+        "samples": len(ds),
+        "train": len(train),
+        "held_out": len(held),
+        "per_class": counts,
+        "skipped_files": len(ds.skipped),
+        "preprocess_from": spec_source,
+    }
+
+    state = _Run(loaded.model, train, held, len(labels), output_kind, rcp, prog, timings)
+    rows = state.run()
+    notes.extend(state.notes)
+
+    t = time.perf_counter()
+    rep = _representative(train, rcp, prog)
+    errors = []
+    try:
+        from edgekit.compress.calibrate import layer_errors
+
+        errors = layer_errors(state.float_model, rep, progress=prog)
+    except Exception as e:  # noqa: BLE001 - the debug report is informative; a failure must not cost the run
+        notes.append(f"per-layer quantization error report unavailable: {str(e).splitlines()[0][:200]}")
+    timings["layer_errors"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    budget, final_model, fallback = state.budget(profiles, rep, errors)
+    timings["budget"] = time.perf_counter() - t
+    floats = [p.name for p in profiles if p.quantization != "int8"]
+    if final_model is state.qat_model and floats:
+        # build_bundle converts one model for every target; a QAT model's fake-quant nodes win over fp16/fp32.
+        notes.append(
+            f"target(s) {', '.join(floats)} are built from the QAT model, whose fake-quant nodes make the converter emit "
+            "int8 ops (with float I/O) instead of float ones; build them in a run without --qat for a float artifact."
+        )
+    if budget is not None and not budget.met:
+        notes.append(budget.message)
+
+    t = time.perf_counter()
+    rows += state.target_rows(profiles, final_model, rep, fallback, budget)
+    from edgekit.compress.evaluate import add_drops
+
+    add_drops(rows, state.reference_top1)
+    timings["target_rows"] = time.perf_counter() - t
+
+    reports: dict[str, Any] = {
+        "data": data_report,
+        "structured": state.structured.to_dict() if state.structured else None,
+        "pruning": state.pruning.to_dict() if state.pruning else None,
+        "qat": state.qat.to_dict() if state.qat else None,
+        "budget": budget.to_dict() if budget else None,
+        "layer_errors": [e.to_dict() for e in errors],
+        # QAT models have learned ranges the debugger cannot re-calibrate; the report is of the model before QAT.
+        "layer_errors_of": "the float model int8 calibration starts from" + (" (after pruning)" if state.pruning or state.structured else "")
+        + (", before QAT" if state.qat_model is not None else ""),
+    }
+    t = time.perf_counter()
+    build = build_bundle(
+        out,
+        model=final_model,
+        spec=spec,
+        labels=labels,
+        representative=rep,
+        targets=list(rcp.targets),
+        eval_data=(held.x, held.y),
+        source_model=loaded.source_info(),
+        recipe=rcp.to_dict(),
+        float_fallback_layers=fallback,
+        variants=rows,
+        extra_reports={
+            "compression.json": {"recipe": rcp.to_dict(), **{k: v for k, v in reports.items() if k != "layer_errors"}, "notes": notes},
+            # rmse/scale: the int8 output's error in quantization steps, per op, worst first.
+            "quant_layer_errors.json": reports["layer_errors"],
+            "variants.json": rows,
+        },
+        overwrite=overwrite,
+        progress=type(prog) is not NullProgress,
+    )
+    timings["build"] = time.perf_counter() - t
+    _match_artifacts(rows, build, notes)
+    timings["total"] = time.perf_counter() - t0
+    return CompressResult(build.path, rcp, rows, reports, notes, {k: round(v, 2) for k, v in timings.items()}, build)
+
+
+def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:
+    from edgekit.compress.calibrate import representative_samples
+
+    with prog.task(f"drawing {min(rcp.calibration_samples, len(train))} calibration samples (stratified)", 1) as task:
+        rep = representative_samples(train, rcp.calibration_samples, seed=rcp.seed)
+        task.advance()
+    return rep
+
+
+def _match_artifacts(rows: list[dict[str, Any]], build: Any, notes: list[str]) -> None:
+    """Check that each scored .tflite row is byte-identical to the bundle file it names (conversion is deterministic)."""
+    by_target = {a.target: a for a in build.artifacts if a.compiled_from is None}
+    for r in rows:
+        if r.get("kind") != "tflite":
+            continue
+        art = by_target.get(r["target"])
+        if art is None:
+            r["file"] = None
+            notes.append(f"{r['target']}: scored in the table, but the build did not ship it (see the failures).")
+        elif art.sha256 != r.get("sha256"):
+            notes.append(
+                f"the {r['target']} artifact in the bundle differs from the conversion scored in the table "
+                f"(the converter was not deterministic); the artifact's own accuracy is in the manifest."
+            )
+
+
+class _Run:
+    """The training side of one compress run: each step adds a Keras model and a table row."""
+
+    def __init__(self, model: Any, train: Any, held: Any, classes: int, output_kind: str, rcp: Recipe, prog: NullProgress, timings: dict[str, float]):
+        self.original = model
+        self.train, self.held = train, held
+        self.classes = classes
+        self.output_kind = output_kind
+        self.rcp = rcp
+        self.prog = prog
+        self.timings = timings
+        self.notes: list[str] = []
+        self.structured = None
+        self.pruning = None
+        self.qat = None
+        self.float_model = model  # the model quantization starts from (after pruning)
+        self.qat_model = None
+        self.reference_top1 = 0.0
+        self.float_top1 = 0.0
+
+    def _row(self, variant: str, model: Any, note: str = "", macs: int | None = None) -> dict[str, Any]:
+        from edgekit.compress.evaluate import keras_row
+
+        return keras_row(variant, model, self.held.x, self.held.y, num_classes=self.classes, note=note, macs=macs)
+
+    def _teacher(self) -> Any:
+        if not self.rcp.distill:
+            return None
+        from edgekit.compress.distill import log_probs
+        from edgekit.compress.finetune import Teacher, predict
+
+        return Teacher(log_probs(predict(self.original, self.train.x), self.output_kind), self.rcp.distill_temperature, self.rcp.distill_alpha)
+
+    def _ft(self) -> dict[str, Any]:
+        r = self.rcp
+        return dict(
+            epochs=r.epochs, batch_size=r.batch_size, learning_rate=r.learning_rate, output_kind=self.output_kind,
+            progress=self.prog, seed=r.seed,
+        )  # fmt: skip
+
+    def run(self) -> list[dict[str, Any]]:
+        r = self.rcp
+        t = time.perf_counter()
+        rows = [self._row("float", self.original, note="the original model")]
+        self.reference_top1 = self.float_top1 = rows[0]["top1"]
+        teacher = self._teacher()
+        current = self.original
+        self.timings["evaluate_float"] = time.perf_counter() - t
+        if r.structured is not None:
+            from edgekit.compress.finetune import fine_tune
+            from edgekit.compress.structured import prune_channels
+
+            t = time.perf_counter()
+            current, self.structured, _ = prune_channels(current, r.structured, norm=r.structured_norm)
+            if r.epochs > 0:
+                kw = self._ft()
+                fine_tune(current, self.train.x, self.train.y, teacher=teacher, description=f"fine-tuning after removing {r.structured:.0%} of channels", **kw)
+            rows.append(self._row(f"structured {r.structured:.0%}", current, note=f"MACs {self.structured.macs_before:,} → {self.structured.macs_after:,}"))
+            self.timings["structured"] = time.perf_counter() - t
+        if r.sparsity is not None or r.mn is not None:
+            from edgekit.compress.prune import prune_magnitude
+
+            t = time.perf_counter()
+            current, self.pruning = prune_magnitude(
+                current, self.train.x, self.train.y, sparsity=r.sparsity, mn=r.mn_pair, teacher=teacher, **self._ft()
+            )
+            label = f"pruned {r.sparsity:.0%}" if r.sparsity is not None else f"pruned {r.mn}"
+            rows.append(self._row(label, current, note=f"{self.pruning.achieved:.1%} of pruned weights are zero"))
+            self.timings["pruning"] = time.perf_counter() - t
+        self.float_model = current
+        self.float_top1 = rows[-1]["top1"]
+        if r.qat:
+            from edgekit.compress.qat import QATUnavailable, quantize_aware
+
+            t = time.perf_counter()
+            kw = self._ft()
+            kw["learning_rate"] = r.qat_learning_rate
+            try:
+                self.qat_model, self.qat = quantize_aware(
+                    current, self.train.x, self.train.y, preserve_sparsity=r.sparsity is not None or r.mn is not None, teacher=teacher, **kw
+                )
+            except QATUnavailable as e:
+                self.notes.append(str(e))
+            else:
+                label = "PQAT" if self.qat.scheme != "default_8bit" else "QAT"
+                rows.append(self._row(label, self.qat_model, macs=rows[-1]["macs"]))
+                if self.qat.float_layers:
+                    names = ", ".join(f"{f['name']} ({f['type']})" for f in self.qat.float_layers)
+                    self.notes.append(f"QAT left these layers in float (tfmot cannot quantize them; calibrated at conversion): {names}")
+            self.timings["qat"] = time.perf_counter() - t
+        return rows
+
+    def budget(self, profiles: tuple[Any, ...], rep: np.ndarray, errors: list[Any]) -> tuple[Any, Any, list[str]]:
+        """Run the accuracy budget loop on the first int8 target; returns (result, model to build, float layers)."""
+        from edgekit.compile.convert import convert_model
+        from edgekit.compress.evaluate import tflite_row
+
+        main_key = "qat" if self.qat_model is not None else "float"
+        models = {"qat": self.qat_model, "float": self.float_model}
+        int8 = [p for p in profiles if p.quantization == "int8"]
+        if not int8:
+            if self.rcp.max_accuracy_drop is not None:
+                self.notes.append("max_accuracy_drop applies to int8 artifacts; none of the targets is int8, so it was not used.")
+            return None, models[main_key], []
+        profile = next((p for p in int8 if p.float_fallback), int8[0])
+        refusing = [p.name for p in int8 if not p.float_fallback]
+
+        def convert(key: str, layers: Any) -> bytes:
+            return convert_model(models[key], profile, rep, float_fallback_layers=list(layers)).content
+
+        def score(content: bytes, label: str) -> dict[str, Any]:
+            return tflite_row(f"{profile.name} {label} .tflite", content, self.held.x, self.held.y, num_classes=self.classes, target=profile.name)
+
+        try:
+            return self._fit(profile, refusing, convert, score, main_key, models, errors)
+        except EdgekitError as e:
+            self.notes.append(f"{profile.name}: the int8 conversion failed, so no accuracy budget was applied: {e}")
+            return None, models[main_key], []
+
+    def _fit(self, profile: Any, refusing: list[str], convert: Any, score: Any, main_key: str, models: dict[str, Any], errors: list[Any]) -> tuple[Any, Any, list[str]]:
+        from edgekit.compress.calibrate import fallback_candidates, fit_budget
+
+        result = fit_budget(
+            convert=convert,
+            score=score,
+            reference_top1=self.reference_top1,
+            max_drop=self.rcp.max_accuracy_drop,
+            main_model=main_key,
+            candidates=fallback_candidates(errors),
+            fallback_allowed=profile.float_fallback,
+            float_drop=(self.reference_top1 - self.float_top1) * 100.0,
+            progress=self.prog,
+        )
+        chosen = result.chosen
+        if chosen.float_layers and refusing:
+            plain = [a for a in result.attempts if not a.float_layers]
+            best = min(plain, key=lambda a: a.drop)
+            self.notes.append(
+                f"the budget loop kept {', '.join(chosen.float_layers)} in float for {profile.name}, but target(s) "
+                f"{', '.join(refusing)} cannot keep layers in float, so the bundle is built without float layers "
+                f"(int8 loses {best.drop:.2f} top-1 points)."
+            )
+            result.chosen, result.met = best, best.drop <= (self.rcp.max_accuracy_drop or 0.0)
+            result.message += " Not applied: " + self.notes[-1]
+            chosen = best
+        self._budget_profile = profile
+        self._budget_row = chosen.row
+        return result, models[chosen.model], list(chosen.float_layers)
+
+    def target_rows(self, profiles: tuple[Any, ...], model: Any, rep: np.ndarray, fallback: list[str], budget: Any) -> list[dict[str, Any]]:
+        """One row per target artifact, scored through the interpreter (the budget's own conversion is reused)."""
+        from edgekit.compile.convert import convert_model
+        from edgekit.compress.evaluate import tflite_row
+
+        rows = []
+        for p in profiles:
+            label = f"{p.name} {p.variant}" + (f" + {len(fallback)} float layer(s)" if fallback and p.quantization == "int8" else "") + " .tflite"
+            if budget is not None and p is getattr(self, "_budget_profile", None):
+                row = dict(self._budget_row)
+                row["variant"] = label
+                row["file"] = p.artifact
+                rows.append(row)
+                continue
+            with self.prog.task(f"{p.name}: converting and scoring ({p.variant})", 1) as task:
+                layers = fallback if p.quantization == "int8" and p.float_fallback else []
+                try:
+                    content = convert_model(model, p, rep, float_fallback_layers=layers).content
+                    rows.append(tflite_row(label, content, self.held.x, self.held.y, num_classes=self.classes, target=p.name))
+                    rows[-1]["file"] = p.artifact  # the build writes these same bytes there; checked after the build
+                except EdgekitError as e:  # the build records this target's failure; the others still ship
+                    self.notes.append(f"{p.name}: not scored: {e}")
+                task.advance()
+        return rows

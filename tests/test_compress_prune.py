@@ -1,0 +1,122 @@
+"""Magnitude pruning (unstructured, M:N) and QAT with tfmot, on the digits CNN and real digit scans."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.compress.prune import (
+    MIN_PRUNE_WEIGHTS,
+    PruneReport,
+    check_sparsity,
+    measure_sparsity,
+    overall_sparsity,
+    prune_magnitude,
+)
+from edgekit.errors import ConfigError, EdgekitError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from edgekit.data import load_digits, sample_stratified
+
+    return sample_stratified(load_digits(), 320, seed=0)  # 10 steps per epoch at batch 32: quick, real
+
+
+@pytest.fixture(scope="module")
+def cnn(tf_keras):
+    from edgekit.example import build_digits_cnn
+
+    tf_keras.utils.set_random_seed(0)
+    return build_digits_cnn(tf_keras)
+
+
+def test_unstructured_sparsity_lands_within_one_point_per_layer_and_overall(cnn, digits):
+    before = [w.copy() for w in cnn.get_weights()]
+    pruned, report = prune_magnitude(cnn, digits.x, digits.y, sparsity=0.8, epochs=1)
+    assert abs(report.achieved - 0.8) <= 0.01
+    measured = measure_sparsity(pruned)
+    big = [r for r in measured if r.weights >= MIN_PRUNE_WEIGHTS]
+    assert big and all(abs(r.sparsity - 0.8) <= 0.01 for r in big)
+    small = [r for r in report.layers if not r.pruned]
+    assert small and all("weights" in r.note for r in small)  # the 288- and 640-weight layers stay dense, said why
+    total = sum(r.weights for r in measured)
+    assert abs(sum(r.zeros for r in measured) / total - 0.8) <= 0.01  # also over every kernel in the model
+    assert report.params_after_nonzero < 0.3 * report.params_before
+    assert report.macs_after_effective < 0.3 * report.macs_before
+    assert report.schedule["end_step"] <= report.schedule["total_steps"] == 10
+    assert all(np.array_equal(a, b) for a, b in zip(cnn.get_weights(), before))  # the input model is untouched
+    assert not any("prune" in l.name for l in pruned.layers)  # stripped: a plain model
+
+
+def test_tfmot_defaults_end_at_zero_sparsity_and_the_check_catches_it(cnn, digits, tf_keras):
+    """The trap: PolynomialDecay(frequency=100) over a 10-step fine-tune never updates a mask."""
+    from edgekit._tf import tfmot
+    from edgekit.compress.finetune import copy_model, fine_tune
+
+    mot = tfmot()
+    schedule = mot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=0.8, begin_step=0, end_step=1000)
+    wrapped = mot.sparsity.keras.prune_low_magnitude(copy_model(cnn), pruning_schedule=schedule)
+    fine_tune(wrapped, digits.x, digits.y, epochs=1, batch_size=32, learning_rate=5e-4, output_kind="probabilities",
+              callbacks=[mot.sparsity.keras.UpdatePruningStep()])  # fmt: skip
+    layers = measure_sparsity(mot.sparsity.keras.strip_pruning(wrapped))
+    achieved = overall_sparsity(layers)
+    assert achieved < 0.01
+    report = PruneReport("unstructured", 0.8, achieved, layers, 0, 0, 0, 0, fine_tune={"steps": 10})
+    with pytest.raises(EdgekitError, match=r"achieved 0\.\d% sparsity but 80\.0% was requested"):
+        check_sparsity(report)
+
+
+def test_m_by_n_keeps_at_most_m_nonzeros_in_every_block_of_n(cnn, digits):
+    pruned, report = prune_magnitude(cnn, digits.x, digits.y, mn=(2, 4), epochs=1)
+    assert report.kind == "m:n" and report.mn == "2:4" and report.achieved == pytest.approx(0.5, abs=0.01)
+    checked = 0
+    for layer in pruned.layers:
+        row = next((r for r in report.layers if r.name == layer.name), None)
+        if row is None or not row.pruned:
+            continue
+        k = layer.get_weights()[0]
+        blocks = np.moveaxis(k, -1, 0).reshape(-1, k.shape[-2]).reshape(-1, 4)  # along input channels
+        assert np.count_nonzero(blocks, axis=1).max() <= 2
+        checked += 1
+    assert checked == 3  # the 2nd and 3rd conv and the first dense; the 1st conv has 1 input channel, the head is tiny
+    first = report.layers[0]  # the 1-channel input conv
+    assert first.type == "Conv2D" and not first.pruned and first.sparsity == 0.0 and first.note
+
+
+def test_one_of_sparsity_or_mn_is_required(cnn, digits):
+    with pytest.raises(ConfigError, match="exactly one"):
+        prune_magnitude(cnn, digits.x, digits.y, epochs=1)
+
+
+def test_pqat_keeps_the_zeros_and_qat_model_converts(cnn, digits):
+    from edgekit.compile.convert import convert_model
+    from edgekit.compress.qat import quantize_aware
+    from edgekit.profiles import get_target
+
+    pruned, report = prune_magnitude(cnn, digits.x, digits.y, sparsity=0.6, epochs=1)
+    qmodel, qreport = quantize_aware(pruned, digits.x, digits.y, preserve_sparsity=True, epochs=1)
+    assert qreport.scheme == "prune_preserve_8bit"
+    assert qreport.sparsity_before > 0.55
+    assert qreport.sparsity_after == pytest.approx(qreport.sparsity_before, abs=1e-6)
+    assert any(l.name.startswith("quant_") for l in qmodel.layers)
+    content = convert_model(qmodel, get_target("cpu"), digits.x[:16]).content
+    assert len(content) > 0
+
+
+def test_layers_tfmot_cannot_quantize_stay_float_and_are_reported(tf_keras, digits):
+    from edgekit.compress.qat import quantize_aware
+
+    L = tf_keras.layers
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((28, 28, 1))
+    x = L.Rescaling(2.0, offset=-1.0, name="rescale")(inp)  # no tfmot config: must stay float
+    x = L.Conv2D(8, 3, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    out = L.Dense(10, activation="softmax")(x)
+    model = tf_keras.Model(inp, out)
+    qmodel, report = quantize_aware(model, digits.x, digits.y, epochs=1)
+    assert [f["name"] for f in report.float_layers] == ["rescale"]
+    assert "Rescaling" in report.float_layers[0]["reason"]
+    assert np.all(np.isfinite(qmodel.predict(digits.x[:4], verbose=0)))
