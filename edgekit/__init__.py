@@ -20,7 +20,16 @@ _LAZY = {
     "inspect_model": "edgekit.intake",
     "PreprocessSpec": "edgekit.preprocess",
     "load_dataset": "edgekit.data",
+    "split_dataset": "edgekit.data",
     "train_example": "edgekit.example",
+    "compress": "edgekit.compress",
+    "Recipe": "edgekit.compress",
+    "build_bundle": "edgekit.compile",
+    "load_bundle": "edgekit.bundle",
+    "verify_bundle": "edgekit.bundle",
+    "Predictor": "edgekit.runtime",
+    "deploy": "edgekit.runtime",
+    "run_bench": "edgekit.bench",
 }
 
 __all__ = ["__version__", *_LAZY]

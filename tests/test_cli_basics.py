@@ -69,3 +69,10 @@ def test_wheel_install_finds_targets_and_calibration(tmp_path):
     assert targets.startswith(str(site)) and digits.startswith(str(site))
     n_toml, n_png = map(int, counts.split())
     assert n_toml >= 3 and n_png == 1797
+
+
+def test_every_lazy_export_resolves():
+    for name in edgekit._LAZY:
+        assert getattr(edgekit, name) is not None, name
+    with pytest.raises(AttributeError):
+        edgekit.no_such_thing  # noqa: B018
