@@ -30,22 +30,16 @@ def quiet_native_logs() -> Iterator[None]:
     TF 2.21's start-up notices (oneDNN, CUDA probing) and the converter's
     MLIR chatter ignore TF_CPP_MIN_LOG_LEVEL and would bury our one-line
     messages. Python-level exceptions are unaffected: they carry their text.
-    Set EDGEKIT_DEBUG=1 to see everything.
+    Set EDGEKIT_DEBUG=1 to see everything. The redirection is the runtime's
+    device-safe one (:func:`edgekit.runtime._native.captured_stderr`).
     """
     if os.environ.get("EDGEKIT_DEBUG"):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    from edgekit.runtime._native import captured_stderr
+
+    with captured_stderr():
         yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def tf() -> ModuleType:

@@ -77,3 +77,31 @@ class GateError(EdgekitError):
     """A benchmark or accuracy gate failed (regression past the threshold)."""
 
     exit_code = 1
+
+
+def first_line(e: BaseException, *, marker: str | None = None, limit: int = 300) -> str:
+    """One line from an exception's text, for a one-line error message.
+
+    Args:
+        e: the exception (often a RuntimeError/ValueError with C++ or MLIR text).
+        marker: if a line contains it (the MLIR converter's ``"error:"``), the
+            text after it on the first such line is used.
+        limit: at most this many characters.
+
+    Returns:
+        The first non-empty line, or the exception's type name when it has no text.
+
+    Example:
+        >>> first_line(RuntimeError("\\n  bad input\\nsee the log"))
+        'bad input'
+        >>> first_line(ValueError())
+        'ValueError'
+    """
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if marker:
+        for line in lines:
+            if marker in line:
+                found = line.split(marker, 1)[1].strip()
+                if found:
+                    return found[:limit]
+    return lines[0][:limit] if lines else type(e).__name__

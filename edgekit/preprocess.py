@@ -401,6 +401,52 @@ def _check_image(image: Any) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# What counts as an image file, on both sides: every format read_image decodes
+# with the OpenCV wheels. The build side (data sets) and the device (--source
+# folders) both list folders with list_images, so they take the same files.
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".bmp", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".pnm", ".ppm", ".tif", ".tiff", ".webp"
+)
+
+
+def is_image_name(path: str | Path) -> bool:
+    """Whether ``path`` has an image file extension (any case); see ``IMAGE_EXTENSIONS``."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_files(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """The files under ``folder``, hidden ones left out, sorted by relative path.
+
+    Hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints/``) are OS
+    or tool metadata, never data.
+    """
+    root = Path(folder)
+    found = root.rglob("*") if recursive else root.iterdir()
+    files = [f for f in found if not any(part.startswith(".") for part in f.relative_to(root).parts) and f.is_file()]
+    return sorted(files, key=lambda f: f.relative_to(root).as_posix())
+
+
+def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """The image files under ``folder`` in a fixed order: what both sides read from a folder.
+
+    Args:
+        folder: the folder to list.
+        recursive: include subfolders.
+
+    Returns:
+        Paths with an image extension (``IMAGE_EXTENSIONS``), hidden files and
+        folders left out, sorted by path relative to ``folder``. Whether each
+        one decodes is up to :func:`read_image`.
+
+    Example:
+        >>> list_images("no/such/folder")
+        []
+    """
+    if not Path(folder).is_dir():
+        return []
+    return [f for f in list_files(folder, recursive=recursive) if is_image_name(f)]
+
+
 def read_image(path: str | Path) -> np.ndarray | None:
     """Read an image file as OpenCV does: HxW uint8 for gray, HxWx3 BGR otherwise.
 

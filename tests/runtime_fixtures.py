@@ -154,9 +154,12 @@ class MjpegServer:
         refuse_first: the first N connections get "503 Service Unavailable".
         stop_after: after this many frames in total the stream is cut and
             every later connection is refused (a camera unplugged for good).
+        files: ``{name: path}`` served whole as plain files at ``/name``
+            (a finite video at a URL, as a web server or a NAS serves it);
+            see :meth:`file_url`. ``frames`` may then be empty.
     """
 
-    def __init__(self, frames, fps: float = 50.0, refuse_first: int = 0, stop_after: int | None = None):
+    def __init__(self, frames=(), fps: float = 50.0, refuse_first: int = 0, stop_after: int | None = None, files=None):
         import http.server
         import socketserver
         import threading
@@ -164,6 +167,7 @@ class MjpegServer:
         import cv2
 
         self.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
+        self.files = {f"/{name}": Path(path).read_bytes() for name, path in (files or {}).items()}
         self.fps = fps
         self.refuse_first = refuse_first
         self.stop_after = stop_after
@@ -185,6 +189,17 @@ class MjpegServer:
                         outer.refused += 1
                 if refuse:
                     self.send_error(503, "camera unavailable")
+                    return
+                if self.path in outer.files:
+                    body = outer.files[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Type", "video/x-msvideo")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    try:
+                        self.wfile.write(body)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
@@ -213,6 +228,9 @@ class MjpegServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/stream.mjpg"
+
+    def file_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
 
     def __enter__(self) -> "MjpegServer":
         self._thread.start()

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tf_keras):
     """A real cpu + gpu bundle from a small CNN, calibrated and scored on the real digits."""
+    from dataclasses import replace
+
     from edgekit.compile.build import build_bundle
     from edgekit.data import load_digits, split_dataset
     from edgekit.data.digits import DIGITS_SPEC
@@ -31,7 +33,7 @@ def built(tmp_path_factory, tf_keras):
         [tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(), L.Flatten(), L.Dense(10)]
     )
     out = tmp_path_factory.mktemp("store") / "bundle"
-    build_bundle(out, model=m, spec=DIGITS_SPEC, labels=ds.class_names, representative=train.x[:32],
+    build_bundle(out, model=m, spec=replace(DIGITS_SPEC, output="logits"), labels=ds.class_names, representative=train.x[:32],
                  targets=["cpu", "gpu"], eval_data=(test.x[:50], test.y[:50]), progress=False)
     return out
 
@@ -86,6 +88,63 @@ def test_manifest_round_trips_and_stays_strict(bundle):
         Manifest.from_dict({**raw, "schema_version": 99})
     with pytest.raises(BundleError, match="no artifact for target 'edgetpu'; it has: cpu, gpu"):
         m.artifact("edgetpu")
+
+
+def _first_artifact(change):
+    return lambda m: change(m["artifacts"][0])
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: m.update(artifacts=None), "manifest key 'artifacts' is null; expected a list"),
+        (lambda m: m.update(artifacts=[5]), "manifest artifacts[0] is int 5; expected an object"),
+        (lambda m: m.update(labels="0123456789"), "manifest key 'labels' is str '0123456789'; expected a list of strings"),
+        (lambda m: m.update(preprocess=[28, 28]), "manifest key 'preprocess' is list [28, 28]; expected an object"),
+        (lambda m: m.update(reports=["../../secret.txt"]), "manifest reports[0] is '../../secret.txt', which points outside the bundle"),
+        (_first_artifact(lambda a: a.update(file=5)), "manifest artifacts[0] key 'file' is int 5; expected a string"),
+        (_first_artifact(lambda a: a.update(file="../../../etc/hostname")), "manifest artifacts[0] 'file' is '../../../etc/hostname', which points outside"),
+        (_first_artifact(lambda a: a.update(file="/etc/hostname")), "manifest artifacts[0] 'file' is '/etc/hostname', which points outside"),
+        (_first_artifact(lambda a: a.update(file="")), "manifest artifacts[0] 'file' is str ''; expected a file path relative to the bundle"),
+        (_first_artifact(lambda a: a.update(compiled_from="..\\model.tflite")), "'compiled_from' is '..\\\\model.tflite', which points outside"),
+        (_first_artifact(lambda a: a.update(bytes="1234")), "manifest artifacts[0] key 'bytes' is str '1234'; expected an integer"),
+        (_first_artifact(lambda a: a.update(accuracy=[0.9])), "key 'accuracy' is list [0.9]; expected an object or null"),
+        (_first_artifact(lambda a: a.pop("sha256")), "manifest artifacts[0] is missing required key(s) sha256"),
+    ],
+)
+def test_damaged_manifest_is_a_one_line_bundle_error(bundle, damage, message):
+    raw = json.loads((bundle / MANIFEST_NAME).read_text())
+    damage(raw)
+    (bundle / MANIFEST_NAME).write_text(json.dumps(raw))
+    with pytest.raises(BundleError) as e:
+        load_bundle(bundle)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert "rebuild the bundle" in str(e.value)
+
+
+def test_artifact_linked_from_outside_the_bundle_is_not_read(bundle, tmp_path):
+    outside = tmp_path / "elsewhere.tflite"
+    outside.write_bytes((bundle / "model_cpu.tflite").read_bytes())
+    (bundle / "model_cpu.tflite").unlink()
+    (bundle / "model_cpu.tflite").symlink_to(outside)
+    b = load_bundle(bundle)
+    with pytest.raises(BundleError, match="leads outside the bundle"):
+        b.artifact_path(b.manifest.artifact("cpu"))
+
+
+def test_numpy_values_are_written_to_the_manifest_as_numbers(bundle):
+    import numpy as np
+
+    old = load_bundle(bundle).manifest
+    with BundleWriter(bundle) as w:
+        (w.path / "model_cpu.tflite").write_bytes((bundle / "model_cpu.tflite").read_bytes())
+        entry = old.artifact("cpu")
+        entry.recipe = {"calibration_samples": np.int64(64), "sparsity": np.float32(0.5)}
+        entry.accuracy = {"top1": np.float32(0.75), "confusion": np.eye(2, dtype=np.int64)}
+        w.manifest = Manifest(labels=old.labels, preprocess=old.preprocess, source_model=old.source_model, artifacts=[entry])
+    raw = json.loads((bundle / MANIFEST_NAME).read_text())["artifacts"][0]
+    assert raw["recipe"] == {"calibration_samples": 64, "sparsity": 0.5}
+    assert raw["accuracy"] == {"top1": 0.75, "confusion": [[1, 0], [0, 1]]}
 
 
 def test_failed_write_keeps_the_old_bundle_and_leaves_nothing(bundle):

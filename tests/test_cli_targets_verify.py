@@ -54,6 +54,8 @@ def test_targets_with_a_bad_profile_names_the_key_in_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, tf_keras):
+    from dataclasses import replace
+
     from edgekit.compile.build import build_bundle
     from edgekit.data import load_digits
     from edgekit.data.digits import DIGITS_SPEC
@@ -63,7 +65,7 @@ def bundle(tmp_path_factory, tf_keras):
     L = tf_keras.layers
     m = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(10)])
     out = tmp_path_factory.mktemp("cli") / "bundle"
-    build_bundle(out, model=m, spec=DIGITS_SPEC, labels=ds.class_names, representative=ds.x[:16],
+    build_bundle(out, model=m, spec=replace(DIGITS_SPEC, output="logits"), labels=ds.class_names, representative=ds.x[:16],
                  targets=["cpu", "edgetpu"], progress=False)
     return out
 
@@ -103,3 +105,35 @@ def test_verify_missing_bundle_is_one_line(tmp_path):
     r = runner.invoke(app, ["verify", str(tmp_path / "nope")])
     assert r.exit_code == 2
     assert "does not exist" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: m.update(artifacts=None), "manifest key 'artifacts' is null; expected a list"),
+        (lambda m: m["artifacts"][0].update(file="../../../etc/hostname"), "which points outside the bundle"),
+    ],
+)
+def test_verify_damaged_manifest_is_one_line(bundle, tmp_path, damage, message):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    raw = json.loads((copy / "manifest.json").read_text())
+    damage(raw)
+    (copy / "manifest.json").write_text(json.dumps(raw))
+    r = runner.invoke(app, ["verify", str(copy)], env={"COLUMNS": "300"})
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_adopt_compiled_on_a_bundle_without_an_edgetpu_target_is_one_line(bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    raw = json.loads((copy / "manifest.json").read_text())
+    raw["artifacts"] = [a for a in raw["artifacts"] if a["target"] == "cpu"]
+    (copy / "manifest.json").write_text(json.dumps(raw))
+    r = runner.invoke(app, ["verify", str(copy), "--adopt-compiled"], env={"COLUMNS": "300"})
+    assert r.exit_code == 2
+    assert "has no Edge TPU artifact to adopt a compiled file for; it has: cpu" in r.output

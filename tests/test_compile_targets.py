@@ -1,6 +1,7 @@
 """Building bundles from a real small CNN trained on the real digits, for every target."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from edgekit.bundle import load_bundle, verify_bundle
 from edgekit.compile.build import build_bundle, check_build_request
+from edgekit.data.digits import DIGITS_SPEC
 from edgekit.errors import ConfigError, DataError, TargetError
 from edgekit.metrics import classification_metrics, size_report
 from edgekit.profiles import get_target, list_targets
@@ -51,8 +53,6 @@ def trained(tf_keras, digits):
 
 
 def build(out, trained, digits, **kw):
-    from edgekit.data.digits import DIGITS_SPEC
-
     model, _ = trained
     names, train, test = digits
     kw.setdefault("targets", ["cpu"])
@@ -153,14 +153,13 @@ def test_every_target_failing_writes_nothing_and_keeps_the_old_bundle(tmp_path, 
     old = build(out, trained, digits, targets=["gpu"])
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     from edgekit._tf import tf
-    from edgekit.data.digits import DIGITS_SPEC
 
     L = tf_keras.layers
     bad = tf_keras.Sequential(
         [tf_keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10), L.Lambda(lambda t: tf().math.erf(t), name="erf")]
     )  # ERF has no TFLite builtin kernel: every conversion fails
     with pytest.raises(TargetError, match="no target could be built.*erf|Erf"):
-        build_bundle(out, model=bad, spec=DIGITS_SPEC, labels=digits[0], representative=digits[1].x[:8],
+        build_bundle(out, model=bad, spec=dataclasses.replace(DIGITS_SPEC, output="logits"), labels=digits[0], representative=digits[1].x[:8],
                      targets=["cpu", "gpu"], progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert load_bundle(out).manifest.created == old.bundle.manifest.created
@@ -201,11 +200,17 @@ def test_bad_profile_behaviour_name_is_caught_before_work(tmp_path, trained, dig
         ({"eval_data": (np.zeros((3, 28, 28, 1), np.float32), np.array([0, 1, 12]))}, DataError, "labels span 0..12"),
         ({"targets": ["tpu"]}, TargetError, "valid targets: cpu, gpu, edgetpu"),
         ({"device": "pi9", "targets": None}, TargetError, "valid devices"),
+        # a spec given as its dict is validated like the object
+        ({"spec": {**DIGITS_SPEC.to_dict(), "bogus": 1}}, ConfigError, "unknown preprocess key 'bogus'"),
+        ({"spec": {**DIGITS_SPEC.to_dict(), "input_size": [32, 32]}}, DataError,
+         r"spec makes \(32, 32, 1\) images but the model expects \(28, 28, 1\)"),
+        ({"spec": {**DIGITS_SPEC.to_dict(), "scale": "1/255"}}, ConfigError, "preprocess scale='1/255' is not valid"),
+        # the model ends in softmax: its outputs are probabilities, the device must not softmax them again
+        ({"spec": dataclasses.replace(DIGITS_SPEC, output="logits")}, ConfigError,
+         r"spec says output='logits' but the model already gives probabilities.*Set the spec's output='probabilities'"),
     ],
 )
 def test_bad_requests_fail_before_any_conversion(tmp_path, trained, digits, change, error, match):
-    from edgekit.data.digits import DIGITS_SPEC
-
     model, _ = trained
     names, train, test = digits
     kw = dict(model=model, spec=DIGITS_SPEC, labels=names, representative=train.x[:8], eval_data=(test.x, test.y),
@@ -214,6 +219,222 @@ def test_bad_requests_fail_before_any_conversion(tmp_path, trained, digits, chan
     with pytest.raises(error, match=match):
         build_bundle(tmp_path / "b", **kw)
     assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_spec_output_must_match_a_model_without_softmax(tmp_path, tf_keras, digits):
+    names, train, test = digits
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    logits = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(10)])
+    kw = dict(model=logits, labels=names, representative=train.x[:16], targets=["cpu"], progress=False)
+    with pytest.raises(ConfigError, match=r"spec says output='probabilities' but the model's outputs are not probabilities") as e:
+        build_bundle(tmp_path / "b", spec=DIGITS_SPEC, **kw)
+    assert "Set the spec's output='logits'" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "b").exists()
+    result = build_bundle(tmp_path / "b", spec=dataclasses.replace(DIGITS_SPEC, output="logits").to_dict(), **kw)
+    assert result.bundle.manifest.preprocess == dataclasses.replace(DIGITS_SPEC, output="logits").to_dict()
+
+
+def test_target_whose_artifact_litert_refuses_is_a_recorded_failure(tmp_path, tf_keras, digits):
+    """Activations that overflow to inf calibrate to an inf scale: XNNPACK refuses the int8 artifact."""
+    from edgekit.compile.convert import convert_model
+    from edgekit.compile.xnnpack import check_xnnpack
+
+    names, train, test = digits
+    L = tf_keras.layers
+    m = tf_keras.Sequential(
+        [tf_keras.Input((28, 28, 1)), L.Lambda(lambda t: t * 1e38 * 1e38, name="overflow"), L.Flatten(), L.Dense(10)]
+    )
+    result = build_bundle(
+        tmp_path / "b", model=m, spec=dataclasses.replace(DIGITS_SPEC, output="logits"), labels=names,
+        representative=train.x[:16], targets=["cpu", "gpu"], progress=False,
+    )
+    assert [a.target for a in result.artifacts] == ["gpu"]
+    (fail,) = result.failures
+    assert fail["target"] == "cpu" and fail["stage"] == "load" and "XNNPACK" in fail["reason"]
+    assert verify_bundle(result.path).ok
+    # The analysis on its own says the same, as a typed error
+    path = tmp_path / "model_cpu.tflite"
+    path.write_bytes(convert_model(m, get_target("cpu"), train.x[:16]).content)
+    with pytest.raises(TargetError, match=r"target cpu: ai_edge_litert .* cannot load model_cpu\.tflite: .*inf"):
+        check_xnnpack(path)
+
+
+def test_first_line_of_an_exception():
+    from edgekit.errors import first_line
+
+    assert first_line(RuntimeError("\n  bad input  \nmore")) == "bad input"
+    assert first_line(RuntimeError("")) == "RuntimeError"  # no text: the type, not an IndexError
+    assert first_line(ValueError("  \n ")) == "ValueError"
+    mlir = "<unknown>:0: note: see current operation\nloc(fused[...]): error: 'tf.Erf' op is neither a custom op nor a flex op"
+    assert first_line(Exception(mlir), marker="error:") == "'tf.Erf' op is neither a custom op nor a flex op"
+    assert first_line(Exception("x" * 500)) == "x" * 300
+
+
+def test_native_logs_are_silenced_unless_edgekit_debug(capfd, monkeypatch):
+    import os
+
+    from edgekit._tf import quiet_native_logs
+
+    monkeypatch.delenv("EDGEKIT_DEBUG", raising=False)
+    with quiet_native_logs():
+        os.write(2, b"I0000 native chatter\n")
+    assert "native chatter" not in capfd.readouterr().err
+    monkeypatch.setenv("EDGEKIT_DEBUG", "1")
+    with quiet_native_logs():
+        os.write(2, b"I0000 native chatter\n")
+    assert "native chatter" in capfd.readouterr().err
+
+
+def test_loading_an_artifact_the_interpreter_refuses_is_one_typed_line(tmp_path):
+    from edgekit.compile.check import load_interpreter
+
+    bad = tmp_path / "model_cpu.tflite"
+    bad.write_bytes(b"\x00" * 64)  # not a flatbuffer
+    with pytest.raises(TargetError, match=r"target cpu: ai_edge_litert.* cannot load model_cpu\.tflite") as e:
+        load_interpreter(bad, target="cpu")
+    assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------- Edge TPU compiled artifacts
+
+# edgetpu_compiler is not installable here (x86-64 Debian/Ubuntu package only),
+# so a stand-in with its command line, output files and log format goes on PATH.
+# Its op table is what the compiler prints for this model, except that it does
+# not map SOFTMAX, which our prediction puts on the Edge TPU: the comparison
+# must notice.
+COMPILER_TABLE = """\
+Operator                       Count      Status
+
+QUANTIZE                       2          Mapped to Edge TPU
+CONV_2D                        2          Mapped to Edge TPU
+MAX_POOL_2D                    2          Mapped to Edge TPU
+RESHAPE                        1          Mapped to Edge TPU
+FULLY_CONNECTED                1          Mapped to Edge TPU
+SOFTMAX                        1          Operation is otherwise supported, but not mapped due to some unspecified limitation
+"""
+STUB_COMPILER = f"""#!/bin/sh
+# stand-in for edgetpu_compiler 16: edgetpu_compiler -s -o OUT_DIR MODEL
+if [ "$1" = "--version" ]; then echo "Edge TPU Compiler version 16.0.384591198"; exit 0; fi
+out="$3"; model="$4"; stem=$(basename "$model" .tflite)
+cp "$model" "$out/${{stem}}_edgetpu.tflite"
+cat > "$out/${{stem}}_edgetpu.log" <<LOG
+Edge TPU Compiler version 16.0.384591198
+Input: $model
+Output: ${{stem}}_edgetpu.tflite
+
+{COMPILER_TABLE}LOG
+cat <<'OUT'
+Edge TPU Compiler version 16.0.384591198
+Started a compilation timeout timer of 180 seconds.
+
+Model compiled successfully in 12 ms.
+
+Number of Edge TPU subgraphs: 1
+Total number of operations: 9
+Operation log: model_edgetpu_edgetpu.log
+
+Model successfully compiled but not all operations are supported by the Edge TPU. A percentage of the model will instead run on the CPU, which is slower. If possible, consider updating your model to use only operations supported by the Edge TPU. For details, visit g.co/coral/model-reqs.
+Number of operations that will run on Edge TPU: 8
+Number of operations that will run on CPU: 1
+
+{COMPILER_TABLE}OUT
+"""
+SOFTMAX_DIFFERS = [{"op": "SOFTMAX", "predicted_on_tpu": 1, "compiler_on_tpu": 0}]
+
+
+@pytest.fixture
+def stub_compiler(tmp_path):
+    """A folder holding the stand-in ``edgetpu_compiler``; prepend it to PATH to 'install' it."""
+    import os
+    import stat as st
+
+    folder = tmp_path / "stub_bin"
+    folder.mkdir()
+    exe = folder / "edgetpu_compiler"
+    exe.write_text(STUB_COMPILER)
+    exe.chmod(exe.stat().st_mode | st.S_IXUSR | st.S_IXGRP | st.S_IXOTH)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def _check_compiled_bundle(path):
+    """What a bundle with a compiled Edge TPU file holds, however it was compiled."""
+    from edgekit.bundle import sha256_file
+    from edgekit.runtime import Predictor
+
+    m = load_bundle(path).manifest
+    assert [a.file for a in m.artifacts] == ["model_cpu.tflite", "model_edgetpu.tflite", "model_edgetpu_edgetpu.tflite"]
+    src, compiled = m.artifacts[1], m.artifacts[2]
+    assert src.status == "ok" and src.compatibility["compiler"] == {"status": "compiled", "agrees": False}
+    assert (compiled.target, compiled.variant, compiled.compiled_from, compiled.status) == (
+        "edgetpu", "int8_edgetpu", "model_edgetpu.tflite", "ok"
+    )
+    assert compiled.accelerator == "edgetpu" and compiled.accuracy is None
+    assert compiled.input == src.input and compiled.output["shape"] == src.output["shape"]
+    assert compiled.compatibility == {
+        "status": "compiled", "version": "16.0.384591198", "ops_on_tpu": 8, "ops_on_cpu": 1, "agrees": False
+    }
+    assert compiled.sha256 == sha256_file(path / compiled.file)
+    # the compiler's log is kept under reports/, not left beside the artifacts
+    log = (path / "reports/edgetpu_compiler.log").read_text()
+    assert "SOFTMAX                        1          Operation is otherwise supported" in log
+    assert "reports/edgetpu_compiler.log" in m.reports and not (path / "model_edgetpu_edgetpu.log").exists()
+    assert verify_bundle(path).ok
+    # The device prefers the compiled file; without libedgetpu it says so and runs the CPU artifact.
+    p = Predictor.from_bundle(path, target="edgetpu")
+    assert p.plan.accelerator == "cpu" and p.plan.entry.file == "model_cpu.tflite"
+    assert "libedgetpu.so.1 not found on the library path" in p.plan.fallback
+    assert "to run model_edgetpu_edgetpu.tflite" in p.plan.fallback
+
+
+def test_edgetpu_compiler_on_path_adds_the_compiled_artifact(tmp_path, monkeypatch, stub_compiler, trained, digits):
+    monkeypatch.setenv("PATH", stub_compiler)
+    result = build(tmp_path / "b", trained, digits, targets=["cpu", "edgetpu"])
+    assert result.failures == []
+    comp = result.reports["edgetpu"].extra["compiler"]
+    assert comp["status"] == "compiled" and comp["file"] == "model_edgetpu_edgetpu.tflite"
+    assert comp["differences"] == SOFTMAX_DIFFERS  # the compiler disagreed with the prediction, and it shows
+    assert result.bundle.manifest.tools["edgetpu_compiler"] == "16.0.384591198"
+    log = (result.path / "reports/edgetpu_compiler.log").read_text()
+    assert "Number of operations that will run on CPU: 1" in log and "--- model_edgetpu_edgetpu.log ---" in log
+    _check_compiled_bundle(result.path)
+
+
+def test_not_compiled_bundle_is_adopted_by_the_reported_command(tmp_path, monkeypatch, stub_compiler, trained, digits):
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    assert shutil.which("edgetpu_compiler") is None, "this test needs a machine without edgetpu_compiler"
+    out = tmp_path / "b"
+    result = build(out, trained, digits, targets=["cpu", "edgetpu"])
+    command = result.bundle.manifest.artifact("edgetpu").compatibility["compiler"]["command"]
+    compile_step, adopt_step = command.split(" && ")
+    assert compile_step == f"edgetpu_compiler -s -o {out} {out}/model_edgetpu.tflite"
+    assert adopt_step == f"edgekit verify {out} --adopt-compiled"
+    before = (out / "manifest.json").read_text()
+    runner = CliRunner()
+    # without the compiled file there is nothing to adopt, and nothing changes
+    r = runner.invoke(app, shlex.split(adopt_step)[1:])
+    assert r.exit_code == 2 and "no compiled file to adopt" in r.output and "Compile first: edgetpu_compiler" in r.output
+    assert (out / "manifest.json").read_text() == before
+    # on the host that has the compiler: the two steps, as printed
+    subprocess.run(shlex.split(compile_step), check=True, env={**os.environ, "PATH": stub_compiler}, capture_output=True)
+    r = runner.invoke(app, shlex.split(adopt_step)[1:])
+    assert r.exit_code == 0, r.output
+    assert "adopted model_edgetpu_edgetpu.tflite" in r.output and "DIFFERS" in r.output and "SOFTMAX" in r.output
+    _check_compiled_bundle(out)
+    # adopting again (e.g. after recompiling) replaces the entry instead of adding a second one
+    subprocess.run(shlex.split(compile_step), check=True, env={**os.environ, "PATH": stub_compiler}, capture_output=True)
+    r = runner.invoke(app, [*shlex.split(adopt_step)[1:], "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["adopted"][0]["differences"] == SOFTMAX_DIFFERS
+    _check_compiled_bundle(out)
 
 
 def test_metrics_match_scikit_learn():

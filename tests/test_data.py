@@ -121,6 +121,24 @@ def test_unreadable_files_are_skipped_counted_and_warned(tmp_path):
     assert ds.class_counts() == {"astronaut": 3, "coffee": 3, "rocket": 3}
 
 
+def test_build_side_and_device_take_the_same_files_from_a_folder(tmp_path):
+    """Every format read_image decodes counts on both sides; hidden folders count on neither."""
+    from edgekit.preprocess import IMAGE_EXTENSIONS, list_images
+    from edgekit.runtime.sources import open_source
+
+    crops = _crops(skdata.chelsea(), 5)
+    (tmp_path / "cat" / ".ipynb_checkpoints").mkdir(parents=True)
+    for i, ext in enumerate([".jpg", ".webp", ".TIF", ".ppm", ".png"]):
+        _write(tmp_path / "cat" / f"{i}{ext}", crops[i])
+    _write(tmp_path / "cat" / ".ipynb_checkpoints" / "0-checkpoint.png", crops[0])  # a notebook's copy: not data
+    _write(tmp_path / "cat" / ".hidden.png", crops[1])
+    ds = load_dataset(tmp_path, SPEC)
+    device = [f.source for f in open_source(tmp_path).frames()]
+    assert ds.paths == device == [str(p) for p in list_images(tmp_path)]
+    assert [p.rsplit("/", 1)[-1] for p in ds.paths] == ["0.jpg", "1.webp", "2.TIF", "3.ppm", "4.png"]
+    assert ds.skipped == [] and {".webp", ".tif", ".ppm"} <= set(IMAGE_EXTENSIONS)
+
+
 def test_warning_lists_only_the_first_few(tmp_path):
     for i in range(8):
         (tmp_path / f"bad{i}.jpg").write_bytes(b"nope")

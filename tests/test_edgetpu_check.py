@@ -150,7 +150,13 @@ def test_compiler_not_on_path_says_so_and_gives_the_command(tmp_path, monkeypatc
     assert compiler.find() is None
     res = compiler.run(artifact, check_edgetpu(mappable), bundle_hint="out/bundle")
     assert res.status == "not_compiled" and res.extra_files == [] and res.failure is None
-    assert res.info["command"] == "edgetpu_compiler -s -o out/bundle out/bundle/model_edgetpu.tflite"
+    # compile, then adopt the compiled file into the manifest (see test_compile_targets for both run for real)
+    assert res.info["command"] == (
+        "edgetpu_compiler -s -o out/bundle out/bundle/model_edgetpu.tflite && edgekit verify out/bundle --adopt-compiled"
+    )
+    assert compiler.manual_command("model_edgetpu.tflite", "my bundles/b") == (
+        "edgetpu_compiler -s -o 'my bundles/b' 'my bundles/b/model_edgetpu.tflite' && edgekit verify 'my bundles/b' --adopt-compiled"
+    )
     assert "Edge-TPU-ready" in res.info["message"] and "NOT compiled" in res.info["message"]
 
 
@@ -213,8 +219,21 @@ def test_parse_reproduced_compiler_log():
 
 
 def test_compare_log_with_prediction(leaky, mappable):
-    parsed = parse_log(REPRODUCED_LOG)
-    assert compare_with_prediction(parsed, check_edgetpu(leaky)) == {"agrees": True, "differences": []}
-    diff = compare_with_prediction(parsed, check_edgetpu(mappable))
+    # The reproduced log maps the leaky model as we predict it: no false alarm.
+    assert compare_with_prediction(parse_log(REPRODUCED_LOG), check_edgetpu(leaky)) == {"agrees": True, "differences": []}
+    # A log for the same model where the compiler decided otherwise than the
+    # prediction (it kept the first CONV_2D on the CPU, and mapped nothing after
+    # the split either): exactly that op is reported, with both counts.
+    disagreeing = REPRODUCED_LOG.replace(
+        "CONV_2D                        1          Mapped to Edge TPU",
+        "CONV_2D                        1          Operation is otherwise supported, but not mapped due to some unspecified limitation",
+    )
+    assert disagreeing != REPRODUCED_LOG
+    assert compare_with_prediction(parse_log(disagreeing), check_edgetpu(leaky)) == {
+        "agrees": False,
+        "differences": [{"op": "CONV_2D", "predicted_on_tpu": 1, "compiler_on_tpu": 0}],
+    }
+    # And a log for another model entirely disagrees op by op.
+    diff = compare_with_prediction(parse_log(REPRODUCED_LOG), check_edgetpu(mappable))
     assert not diff["agrees"]
     assert {"op": "SOFTMAX", "predicted_on_tpu": 1, "compiler_on_tpu": 0} in diff["differences"]

@@ -349,6 +349,23 @@ print("EXIT", code, "tensorflow" in sys.modules)
 # ---------------------------------------------------------------------- doctor
 
 
+def test_opencv_build_information_is_read_in_one_place():
+    import cv2
+
+    from edgekit.runtime.doctor import _check_opencv
+    from edgekit.runtime.outputs import gui_available
+    from edgekit.runtime.sources import opencv_build_info
+
+    info = opencv_build_info()
+    raw = cv2.getBuildInformation()
+    assert "GUI:" in raw and info["GUI"] == raw.split("GUI:", 1)[1].splitlines()[0].strip()
+    assert info["FFMPEG"] == "YES" and info["v4l/v4l2"].startswith("YES")
+    d = _check_opencv()
+    assert (d["gui"], d["ffmpeg"], d["gstreamer"], d["v4l2"]) == (info["GUI"], info["FFMPEG"], info["GStreamer"], info["v4l/v4l2"])
+    ok, why = gui_available()
+    assert ok is False and why.startswith("this OpenCV build has no GUI support") and info["GUI"] == "NONE"
+
+
 def test_doctor_reports_backend_accelerators_opencv_and_cameras(bundle):
     r = runner.invoke(app, ["doctor", "--json", "--bundle", str(bundle)])
     assert r.exit_code == 0, r.output

@@ -163,6 +163,61 @@ def test_stream_lost_mid_run_reconnects_then_gives_up_with_a_clear_message():
     assert server.refused == 3
 
 
+def _read_bounded(src, limit: int) -> list:
+    """Frames until the source ends, or ``limit`` of them (a source that loops would never end)."""
+    got = []
+    for frame in src.frames():
+        got.append(frame)
+        if len(got) >= limit:
+            break
+    src.close()
+    return got
+
+
+def test_finite_video_at_a_url_ends_cleanly_at_its_last_frame(tmp_path):
+    photos = list(rf.photos_bgr().values()) * 2
+    clip = rf.write_video(tmp_path / "clip.avi", photos, fourcc="FFV1")
+    with rf.MjpegServer(files={"clip.avi": clip}) as server:
+        src = open_source(server.file_url("clip.avi"), policy=FAST, queue_size=64)
+        assert isinstance(src, LiveSource)
+        got = _read_bounded(src, 3 * len(photos))
+    # The end of the file is the end: no reconnect, no replay from frame 0.
+    assert [f.index for f in got] == list(range(len(photos)))
+    assert all(np.array_equal(f.image, p) for f, p in zip(got, photos))
+    assert src.reconnects == 0 and server.connections == 1
+
+
+def test_damaged_frame_in_a_finite_video_at_a_url_is_skipped_not_a_lost_stream(tmp_path):
+    photos = list(rf.photos_bgr().values()) * 2
+    clip = rf.write_video(tmp_path / "clip.avi", photos, fourcc="MJPG")
+    _zero_mjpeg_frames(clip, [3])
+    with rf.MjpegServer(files={"clip.avi": clip}) as server:
+        src = open_source(server.file_url("clip.avi"), policy=FAST, queue_size=64)
+        got = _read_bounded(src, 3 * len(photos))
+    assert [f.index for f in got] == [0, 1, 2, 4, 5, 6, 7]
+    assert src.skipped == 1 and src.reconnects == 0 and server.connections == 1
+
+
+def test_stream_that_reopens_but_brings_no_new_frame_gives_up(tmp_path):
+    """A finite video cut short by the server: every reopen replays the same 4 frames, then fails."""
+    photos = list(rf.photos_bgr().values()) * 2
+    full = rf.write_video(tmp_path / "full.avi", photos, fourcc="MJPG")
+    data = full.read_bytes()
+    frames = [i for i in range(len(data) - 8) if data[i : i + 4] == b"00dc" and int.from_bytes(data[i + 4 : i + 8], "little") > 100]
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: frames[4]])  # the header still says 8 frames
+    policy = ReconnectPolicy(attempts=3, open_attempts=1, initial_delay=0.05, max_delay=0.1)
+    with rf.MjpegServer(files={"cut.avi": cut}) as server:
+        src = open_source(server.file_url("cut.avi"), policy=policy, queue_size=64)
+        got = []
+        with pytest.raises(SourceError, match=r"gave up after 3 reconnect attempts .*3 reopen\(s\) succeeded but delivered no new frame"):
+            for frame in src.frames():
+                got.append(frame)
+                assert len(got) <= 3 * len(photos), "the source keeps replaying the same frames"
+    assert [f.index for f in got] == [0, 1, 2, 3]  # each frame once, though the server sent it 4 times
+    assert server.connections == 4
+
+
 def test_video_file_that_appears_late_is_picked_up_by_reconnecting(tmp_path):
     """An injectable opener over a real file: opening fails until the file exists."""
     import cv2

@@ -28,7 +28,7 @@ import numpy as np
 
 from edgekit.bench.subjects import Subject
 from edgekit.bundle import ArtifactEntry, Bundle
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, first_line
 from edgekit.runtime.backends import LoadedBackend
 from edgekit.runtime.tensors import TensorInfo
 
@@ -172,7 +172,7 @@ def peer_subjects(
         except EdgekitError:
             raise
         except Exception as e:  # noqa: BLE001 - a converter failing on this model is a finding, not a crash
-            subjects.append(_skipped(name, f"conversion failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"))
+            subjects.append(_skipped(name, f"conversion failed: {type(e).__name__}: {first_line(e, limit=200)}"))
             continue
         size = path.stat().st_size
         entry = ArtifactEntry(

@@ -3,7 +3,16 @@
 Imports nothing from the build side: the device reads bundles with this.
 """
 from edgekit.bundle.manifest import MANIFEST_NAME, SCHEMA_VERSION, ArtifactEntry, Manifest
-from edgekit.bundle.store import Bundle, BundleWriter, VerifyResult, load_bundle, sha256_file, verify_bundle
+from edgekit.bundle.store import (
+    Bundle,
+    BundleWriter,
+    VerifyResult,
+    json_default,
+    load_bundle,
+    sha256_file,
+    verify_bundle,
+    write_json_atomic,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -13,7 +22,9 @@ __all__ = [
     "Bundle",
     "BundleWriter",
     "VerifyResult",
+    "json_default",
     "load_bundle",
     "sha256_file",
     "verify_bundle",
+    "write_json_atomic",
 ]

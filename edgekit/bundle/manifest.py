@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from edgekit.errors import BundleError
@@ -36,8 +37,21 @@ class ArtifactEntry:
     status: str = "ok"  # "ok" | "not_compiled" (ready, compiler unavailable)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArtifactEntry":
-        return cls(**_strict(cls, d, "artifact"))
+    def from_dict(cls, d: dict[str, Any], *, what: str = "artifact") -> "ArtifactEntry":
+        """Read one ``artifacts`` entry strictly: keys, their types, and relative file paths.
+
+        Raises:
+            BundleError: not an object, an unknown/missing key, a value of the
+                wrong type, or a ``file``/``compiled_from`` outside the bundle.
+        """
+        if not isinstance(d, dict):
+            raise BundleError(f"manifest {what} is {_describe(d)}; expected an object.", hint=_DAMAGED)
+        data = _strict(cls, d, f"manifest {what}")
+        _check_types(data, _ARTIFACT_TYPES, f"manifest {what}")
+        for key in ("file", "compiled_from"):
+            if data.get(key) is not None:
+                check_relative_path(data[key], f"manifest {what} {key!r}")
+        return cls(**data)
 
 
 @dataclass
@@ -71,7 +85,12 @@ class Manifest:
                 hint="Rebuild the bundle with this edgekit version, or install the edgekit that built it.",
             )
         data = _strict(cls, d, "manifest")
-        data["artifacts"] = [ArtifactEntry.from_dict(a) for a in data.get("artifacts", [])]
+        _check_types(data, _MANIFEST_TYPES, "manifest")
+        for i, rel in enumerate(data.get("reports", [])):
+            check_relative_path(rel, f"manifest reports[{i}]")
+        data["artifacts"] = [
+            ArtifactEntry.from_dict(a, what=f"artifacts[{i}]") for i, a in enumerate(data.get("artifacts", []))
+        ]
         return cls(**data)
 
     def artifact(self, target: str) -> ArtifactEntry:
@@ -87,13 +106,93 @@ class Manifest:
         return [a.target for a in self.artifacts]
 
 
+_DAMAGED = "The manifest is damaged or was edited by hand: rebuild the bundle (or copy it again)."
+
+# What each key must hold. Checked on every read, so a damaged manifest is a
+# one-line BundleError, never a TypeError somewhere on the device.
+_MANIFEST_TYPES = {
+    "labels": "list[str]",
+    "preprocess": "dict",
+    "source_model": "dict",
+    "artifacts": "list",  # each entry is checked by ArtifactEntry.from_dict
+    "task": "str",
+    "recipe": "dict",
+    "variants": "list[dict]",
+    "reports": "list[str]",
+    "failures": "list[dict]",
+    "tools": "dict",
+    "created": "str",
+}
+_ARTIFACT_TYPES = {
+    "target": "str",
+    "file": "str",
+    "sha256": "str",
+    "bytes": "int",
+    "variant": "str",
+    "input": "dict",
+    "output": "dict",
+    "accelerator": "str?",
+    "recipe": "dict",
+    "accuracy": "dict?",
+    "compatibility": "dict",
+    "compiled_from": "str?",
+    "status": "str",
+}
+_KINDS = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "str?": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "dict": ("an object", lambda v: isinstance(v, dict)),
+    "dict?": ("an object or null", lambda v: v is None or isinstance(v, dict)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+    "list[str]": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "list[dict]": ("a list of objects", lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v)),
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _check_types(data: dict[str, Any], types: dict[str, str], what: str) -> None:
+    for key, kind in types.items():
+        if key not in data:
+            continue
+        expected, ok = _KINDS[kind]
+        if not ok(data[key]):
+            raise BundleError(f"{what} key {key!r} is {_describe(data[key])}; expected {expected}.", hint=_DAMAGED)
+
+
+def check_relative_path(value: Any, what: str) -> str:
+    """``value`` as a path inside the bundle: relative, no ``..``, not empty.
+
+    Raises:
+        BundleError: anything that could name a file outside the bundle folder.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise BundleError(f"{what} is {_describe(value)}; expected a file path relative to the bundle.", hint=_DAMAGED)
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if posix.is_absolute() or windows.anchor or ".." in posix.parts or ".." in windows.parts:
+        raise BundleError(
+            f"{what} is {value!r}, which points outside the bundle; expected a relative path inside it (no '..', not absolute).",
+            hint=_DAMAGED,
+        )
+    return value
+
+
 def _strict(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise BundleError(f"{what} has unknown key(s) {', '.join(unknown)}; expected keys from: {', '.join(sorted(names))}.")
+        raise BundleError(
+            f"{what} has unknown key(s) {', '.join(unknown)}; expected keys from: {', '.join(sorted(names))}.",
+            hint="It was written by another edgekit version or edited by hand: rebuild the bundle with this edgekit.",
+        )
     required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
     missing = sorted(required - set(d))
     if missing:
-        raise BundleError(f"{what} is missing required key(s) {', '.join(missing)}.")
+        raise BundleError(f"{what} is missing required key(s) {', '.join(missing)}.", hint=_DAMAGED)
     return dict(d)

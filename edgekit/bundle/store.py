@@ -16,8 +16,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from edgekit.bundle.manifest import MANIFEST_NAME, ArtifactEntry, Manifest
+from edgekit.bundle.manifest import MANIFEST_NAME, ArtifactEntry, Manifest, check_relative_path
 from edgekit.errors import BundleError, IntegrityError
 
 
@@ -88,7 +89,7 @@ class BundleWriter:
         self.manifest.reports = sorted(
             str(p.relative_to(root).as_posix()) for p in (root / "reports").rglob("*") if p.is_file()
         )
-        _write_json_atomic(root / MANIFEST_NAME, self.manifest.to_dict())
+        write_json_atomic(root / MANIFEST_NAME, self.manifest.to_dict())
         _swap_into_place(root, self.dest)
         self._tmp = None
 
@@ -99,10 +100,19 @@ def _umask() -> int:
     return mask
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
+def json_default(obj: Any) -> Any:
+    """``json.dump(..., default=json_default)``: numpy scalars/arrays as plain values, anything else (paths) as text."""
+    if hasattr(obj, "tolist"):  # numpy scalars give a Python number, arrays nested lists
+        return obj.tolist()
+    return str(obj)
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically: a reader sees the old file or the new one, never half."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=False, default=str)
+        json.dump(payload, f, indent=2, sort_keys=False, default=json_default)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -140,7 +150,14 @@ class Bundle:
             BundleError: the file is missing.
             IntegrityError: its content changed since the bundle was built.
         """
-        p = self.path / entry.file
+        p = self.path / check_relative_path(entry.file, f"artifact {entry.target!r} file")
+        try:
+            p.resolve().relative_to(self.path.resolve())
+        except ValueError:  # a symlink inside the bundle that leads out of it
+            raise BundleError(
+                f"{p} leads outside the bundle (to {p.resolve()}); refusing to read it.",
+                hint="Copy the bundle with real files (cp -rL), not links.",
+            ) from None
         if not p.is_file():
             raise BundleError(f"{p} is listed in the manifest but missing; the bundle is incomplete.", hint="Rebuild it.")
         if verify:

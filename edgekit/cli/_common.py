@@ -9,6 +9,7 @@ from typing import Any, Callable, TypeVar
 import typer
 from rich.console import Console
 
+from edgekit.bundle import json_default
 from edgekit.errors import EdgekitError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,14 +46,6 @@ def _one_line(text: str) -> str:
 
 def print_json(payload: Any) -> None:
     """Write machine-readable output to stdout, one JSON document."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=_default) + "\n")
+    sys.stdout.write(json.dumps(payload, indent=2, default=json_default) + "\n")
     sys.stdout.flush()
 
-
-def _default(obj: Any) -> Any:
-    # numpy scalars and paths show up in reports; JSON wants plain values.
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)

@@ -20,9 +20,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgekit.bundle import ArtifactEntry, Bundle, BundleWriter, Manifest, load_bundle
+from edgekit.bundle import ArtifactEntry, Bundle, BundleWriter, Manifest, json_default, load_bundle
 from edgekit.compile.report import CompatReport
 from edgekit.errors import ConfigError, DataError, EdgekitError, TargetError
+from edgekit.preprocess import PreprocessSpec
 from edgekit.profiles import TargetProfile, resolve_targets
 
 
@@ -123,7 +124,8 @@ def _plan(
                 f"{refuse[0].source}); asked to keep {', '.join(fallback)} in float.",
                 hint="Build those targets in a separate run without float fallback layers.",
             )
-    if spec is not None and hasattr(spec, "shape") and tuple(spec.shape) != shape:
+    spec = _as_spec(spec) if spec is not None else None
+    if spec is not None and tuple(spec.shape) != shape:
         raise DataError(
             f"the preprocessing spec makes {tuple(spec.shape)} images but the model expects {shape}.",
             hint="Fix the spec's input_size/channels to match the model input.",
@@ -151,6 +153,18 @@ def _plan(
         if len(ey) and (ey.min() < 0 or (classes is not None and ey.max() >= classes)):
             raise DataError(f"eval_data labels span {ey.min()}..{ey.max()} but the model has {classes} classes.")
     return _Plan(profiles, shape, classes, rep, ex, ey, fallback)
+
+
+def _as_spec(spec: Any) -> PreprocessSpec:
+    """The spec as a validated :class:`PreprocessSpec` (a dict goes through ``from_dict``, strictly)."""
+    if isinstance(spec, PreprocessSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return PreprocessSpec.from_dict(dict(spec))
+    raise ConfigError(
+        f"spec must be a PreprocessSpec or its dict; received {type(spec).__name__}.",
+        hint="Build one with PreprocessSpec.from_preset(...); the device needs it to preprocess frames.",
+    )
 
 
 def _samples(what: str, x: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -230,7 +244,8 @@ def build_bundle(
         A :class:`BuildResult` with the loaded bundle, reports and failures.
 
     Raises:
-        TargetError/ConfigError/DataError: the request is invalid (nothing built),
+        TargetError/ConfigError/DataError: the request is invalid (nothing built;
+            e.g. a spec whose ``output`` contradicts the model's last layer),
             or every target failed (nothing written, an older bundle stays).
 
     Example::
@@ -241,13 +256,19 @@ def build_bundle(
         for a in result.artifacts:
             print(a.target, a.file, a.accuracy["top1"])
     """
+    from edgekit.compile.check import check_output_kind, keras_reference
+
     start = time.perf_counter()
-    if not (hasattr(spec, "to_dict") or isinstance(spec, Mapping)):
-        raise ConfigError(f"spec must be a PreprocessSpec (or its dict), got {type(spec).__name__}; the device needs it.")
+    spec = _as_spec(spec)
     if labels is None:
         raise DataError("labels are required: one class name per model output.")
     plan = _plan(model, targets, device, representative, eval_data, labels, spec, float_fallback_layers)
     _check_extra_reports(extra_reports)
+    # The Keras outputs every artifact is compared with, computed once; they
+    # also show whether the model ends in softmax, which the spec must say.
+    check_x = _check_inputs(plan)
+    reference = keras_reference(model, check_x)
+    check_output_kind(reference, spec.output)
     writer = BundleWriter(out, overwrite=overwrite)
     reports: dict[str, CompatReport] = {}
     failures: list[dict[str, Any]] = []
@@ -258,7 +279,9 @@ def build_bundle(
         for profile in plan.targets:
             step(f"{profile.name}: converting")
             try:
-                built, report, versions = _build_target(w.path, profile, plan, model, recipe or {}, step, bundle_hint=str(out))
+                built, report, versions = _build_target(
+                    w.path, profile, plan, model, recipe or {}, step, (check_x, reference), bundle_hint=str(out)
+                )
             except EdgekitError as e:
                 _discard(w.path, profile)
                 failures.append(
@@ -281,7 +304,7 @@ def build_bundle(
         _write_reports(w.path, reports, failures, tools, extra_reports)
         w.manifest = Manifest(
             labels=list(labels),
-            preprocess=spec.to_dict() if hasattr(spec, "to_dict") else dict(spec),
+            preprocess=spec.to_dict(),
             source_model=dict(source_model or {"name": getattr(model, "name", "model")}),
             artifacts=entries,
             recipe=dict(recipe or {}),
@@ -314,6 +337,7 @@ def _build_target(
     model: Any,
     recipe: dict[str, Any],
     step: Any,
+    check: tuple[np.ndarray, np.ndarray],
     *,
     bundle_hint: str,
 ) -> tuple[list[ArtifactEntry], CompatReport, dict[str, Any]]:
@@ -327,16 +351,20 @@ def _build_target(
     path = root / profile.artifact
     path.write_bytes(converted.content)
     graph = read_graph(path)
+    # Load first: an interpreter that refuses the artifact is this target's
+    # recorded failure, before any analysis loads it unguarded.
+    interp = _staged("load", load_interpreter, path, target=profile.name)
     step(f"{profile.name}: compatibility")
     report = _staged("analysis", ANALYSES[profile.analysis], path, graph, profile.name)
     report.notes.extend(_float_notes(graph, profile, converted.float_fallback_layers))
-    interp = _staged("load", load_interpreter, path, target=profile.name)
     step(f"{profile.name}: numeric check")
-    check_x = plan.eval_x if plan.eval_x is not None else plan.representative
-    if check_x is None:
-        check_x = np.random.default_rng(0).random((profile.check_samples, *plan.input_shape), dtype=np.float32)
+    check_x, reference = check
+    if plan.eval_x is None and plan.representative is None:
         report.notes.append("numeric check on uniform random inputs: no representative or evaluation data was given.")
-    numeric = _staged("numeric_check", numeric_check, model, interp, check_x[: profile.check_samples], profile.tolerance, target=profile.name)
+    n = profile.check_samples
+    numeric = _staged(
+        "numeric_check", numeric_check, model, interp, check_x[:n], profile.tolerance, target=profile.name, reference=reference[:n]
+    )
     report.numeric = numeric
     if not numeric["ok"]:
         report.notes.append(
@@ -389,35 +417,21 @@ def _build_target(
     return [entry, *extra_entries], report, versions
 
 
+def _check_inputs(plan: _Plan) -> np.ndarray:
+    """Inputs for the numeric checks: held-out data, else the calibration samples, else uniform noise."""
+    n = max(p.check_samples for p in plan.targets)
+    x = plan.eval_x if plan.eval_x is not None else plan.representative
+    if x is None:
+        return np.random.default_rng(0).random((n, *plan.input_shape), dtype=np.float32)
+    return x[:n]
+
+
 def _compiled_entry(root: Path, profile: TargetProfile, f: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any]) -> ArtifactEntry:
-    from edgekit.tflite_graph import read_graph
+    from edgekit.compile.edgetpu_compiler import compiled_entry
 
-    g = read_graph(root / f["file"])  # needs the Edge TPU delegate to load in an interpreter; the flatbuffer suffices
-    return ArtifactEntry(
-        target=profile.name,
-        file=f["file"],
-        sha256="",
-        bytes=0,
-        variant=f["variant"],
-        input=_graph_io(g, g.inputs[0]),
-        output=_graph_io(g, g.outputs[0]),
-        accelerator=profile.accelerator,
-        recipe=recipe,
-        accuracy=None,  # running it needs an Edge TPU
-        compatibility={k: info[k] for k in ("status", "version", "ops_on_tpu", "ops_on_cpu", "agrees") if k in info},
-        compiled_from=f["compiled_from"],
+    return compiled_entry(
+        root, f["file"], target=profile.name, accelerator=profile.accelerator, recipe=recipe, info=info, compiled_from=f["compiled_from"]
     )
-
-
-def _graph_io(g: Any, index: int) -> dict[str, Any]:
-    t = g.tensors[index]
-    return {
-        "name": t.name,
-        "shape": list(t.shape),
-        "dtype": t.dtype,
-        "scale": t.scale[0] if t.scale else 0.0,
-        "zero_point": t.zero_point[0] if t.zero_point else 0,
-    }
 
 
 def _float_notes(graph: Any, profile: TargetProfile, kept: Sequence[str]) -> list[str]:
@@ -446,7 +460,7 @@ def _staged(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-_OWN_REPORTS = ("build.json", "edgetpu_compiler.log")  # plus compat_<target>.json/.txt
+_OWN_REPORTS = ("build.json", "edgetpu_compiler.log")  # edgetpu_compiler.LOG_REPORT  # plus compat_<target>.json/.txt
 
 
 def _check_extra_reports(extra: Mapping[str, Any] | None) -> None:
@@ -468,14 +482,14 @@ def _write_reports(
 ) -> None:
     rdir = root / "reports"
     for target, rep in reports.items():
-        (rdir / f"compat_{target}.json").write_text(json.dumps(rep.to_dict(), indent=2, default=_json_default) + "\n")
+        (rdir / f"compat_{target}.json").write_text(json.dumps(rep.to_dict(), indent=2, default=json_default) + "\n")
         (rdir / f"compat_{target}.txt").write_text(rep.to_text())
     summary = {
         "targets": {t: r.summary() for t, r in reports.items()},
         "failures": failures,
         "tools": tools,
     }
-    (rdir / "build.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    (rdir / "build.json").write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
     for name, value in (extra or {}).items():
         dest = rdir / name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -484,15 +498,7 @@ def _write_reports(
         elif isinstance(value, str):
             dest.write_text(value, encoding="utf-8")
         else:
-            dest.write_text(json.dumps(value, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
+            dest.write_text(json.dumps(value, indent=2, default=json_default) + "\n")
 
 
 class _progress:

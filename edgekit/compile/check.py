@@ -12,16 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import TargetError
+from edgekit.errors import ConfigError, TargetError, first_line
 from edgekit.metrics import classification_metrics
 from edgekit.runtime.tensors import TensorInfo, run_batch
 
 
-def load_interpreter(path: str | Path, *, target: str = "") -> Any:
-    """An allocated interpreter for ``path`` from the first working backend.
+def allocate_interpreter(path: str | Path, *, target: str = "") -> Any:
+    """An allocated interpreter for ``path`` from the first working backend (its XNNPACK applied).
 
     Raises:
-        TargetError: the interpreter cannot load or allocate the artifact.
+        TargetError: the interpreter cannot load or allocate the artifact
+            (e.g. XNNPACK refuses a tensor's quantization).
     """
     from edgekit._tf import quiet_native_logs
     from edgekit.runtime.backends import select_backend
@@ -32,7 +33,21 @@ def load_interpreter(path: str | Path, *, target: str = "") -> Any:
             interp = backend.Interpreter(model_path=str(path))
             interp.allocate_tensors()
     except (RuntimeError, ValueError) as e:
-        raise TargetError(f"target {target}: {backend.name} cannot load {Path(path).name}: {str(e).strip().splitlines()[0]}.") from e
+        raise TargetError(
+            f"target {target}: {backend.name} {backend.version} cannot load {Path(path).name}: {first_line(e)}.",
+            hint="The artifact was converted but this interpreter refuses it; check the model's ranges and ops.",
+        ) from e
+    return interp
+
+
+def load_interpreter(path: str | Path, *, target: str = "") -> Any:
+    """:func:`allocate_interpreter`, for an artifact with one input and one output tensor.
+
+    Raises:
+        TargetError: the interpreter cannot load or allocate the artifact, or
+            it does not have exactly one input and one output.
+    """
+    interp = allocate_interpreter(path, target=target)
     if len(interp.get_input_details()) != 1 or len(interp.get_output_details()) != 1:
         raise TargetError(f"target {target}: {Path(path).name} must have one input and one output tensor.")
     return interp
@@ -45,19 +60,63 @@ def io_info(interp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return inp.to_dict(), out.to_dict()
 
 
-def numeric_check(model: Any, interp: Any, x: np.ndarray, tolerance: float, *, target: str = "") -> dict[str, Any]:
+def keras_reference(model: Any, x: np.ndarray) -> np.ndarray:
+    """The Keras model's float32 outputs on ``x``: what every artifact is compared with."""
+    from edgekit._tf import quiet_native_logs
+
+    with quiet_native_logs():
+        return np.asarray(model.predict(x, batch_size=32, verbose=0), dtype=np.float32)
+
+
+def check_output_kind(ref: np.ndarray, declared: str) -> None:
+    """Refuse a preprocessing spec whose ``output`` contradicts what the model gives.
+
+    The device applies softmax only when the spec says ``"logits"``: logits
+    taken for probabilities give wrong scores, and probabilities taken for
+    logits are softmaxed twice (flattened towards uniform).
+
+    Args:
+        ref: the model's outputs, (N, classes).
+        declared: the spec's ``output``, "logits" or "probabilities".
+
+    Raises:
+        ConfigError: the spec's ``output`` does not match the outputs (the message says what to set).
+    """
+    if ref.ndim != 2 or ref.shape[1] < 2 or len(ref) == 0 or not np.all(np.isfinite(ref)):
+        return  # nothing to tell softmax from logits by
+    sums = ref.sum(axis=1)
+    softmaxed = bool(np.all(ref >= -1e-6) and np.all(ref <= 1 + 1e-6) and np.allclose(sums, 1.0, atol=1e-3))
+    if declared == "probabilities" and not softmaxed:
+        raise ConfigError(
+            f"the preprocessing spec says output='probabilities' but the model's outputs are not probabilities "
+            f"(on {len(ref)} samples: values {float(ref.min()):.3g}..{float(ref.max()):.3g}, rows sum to "
+            f"{float(sums.min()):.3g}..{float(sums.max()):.3g}; expected values in [0, 1] summing to 1).",
+            hint="Set the spec's output='logits' (the device then applies softmax), or end the model with a softmax.",
+        )
+    if declared == "logits" and softmaxed:
+        raise ConfigError(
+            f"the preprocessing spec says output='logits' but the model already gives probabilities "
+            f"(on {len(ref)} samples every row is in [0, 1] and sums to 1: it ends in softmax).",
+            hint="Set the spec's output='probabilities'; with 'logits' the device would apply softmax a second time.",
+        )
+
+
+def numeric_check(
+    model: Any, interp: Any, x: np.ndarray, tolerance: float, *, target: str = "", reference: np.ndarray | None = None
+) -> dict[str, Any]:
     """Compare the artifact's outputs with the Keras model's on ``x``.
 
     The error is ``max |tflite - keras|`` divided by the largest ``|keras|``
     output, so one tolerance fits logits and probabilities alike.
 
+    Args:
+        reference: the model's outputs on ``x`` when already computed
+            (:func:`keras_reference`); else the model is run here.
+
     Raises:
         TargetError: the output shapes differ (the artifact is wrong, not just imprecise).
     """
-    from edgekit._tf import quiet_native_logs
-
-    with quiet_native_logs():
-        ref = np.asarray(model.predict(x, batch_size=32, verbose=0), dtype=np.float32)
+    ref = keras_reference(model, x) if reference is None else reference
     got = run_batch(interp, x)
     if got.shape != ref.shape:
         raise TargetError(

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgekit.errors import ConfigError, DataError, TargetError
+from edgekit.errors import ConfigError, DataError, TargetError, first_line
 from edgekit.profiles import TargetProfile
 from edgekit.tflite_graph import read_graph
 
@@ -30,6 +30,11 @@ class Converted:
     float_fallback_layers: tuple[str, ...]  # layers actually kept in float
     denylisted_nodes: tuple[str, ...]  # the tensor names that did it
     calibration_samples: int  # 0 when no calibration ran
+
+
+# The MLIR converter prefixes the useful line with file:line:col of our own
+# lambda; the text after this marker is what the user can act on.
+_MLIR_ERROR = "error:"
 
 
 def model_io(model: Any) -> tuple[tuple[int, ...], tuple[int | None, ...]]:
@@ -103,7 +108,7 @@ def convert_model(
     try:
         concrete = fn.get_concrete_function()
     except Exception as e:  # noqa: BLE001 - tracing user code can raise anything
-        raise TargetError(f"target {profile.name}: tracing model {model.name!r} failed: {_first_line(e)}.") from e
+        raise TargetError(f"target {profile.name}: tracing model {model.name!r} failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
     converter = tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     fallback = tuple(float_fallback_layers) if profile.quantization == "int8" else ()
     if fallback and not profile.float_fallback:
@@ -134,7 +139,7 @@ def convert_model(
             content = converter.convert()
     except Exception as e:  # noqa: BLE001 - the converter raises ConverterError, ValueError, RuntimeError...
         raise TargetError(
-            f"target {profile.name}: the TFLite converter failed: {_first_line(e)}.",
+            f"target {profile.name}: the TFLite converter failed: {first_line(e, marker=_MLIR_ERROR)}.",
             hint="An op without a TFLite builtin kernel cannot go to an edge artifact; replace that layer.",
         ) from e
     nodes: tuple[str, ...] = ()
@@ -193,13 +198,5 @@ def _quantize_with_denylist(tfm: Any, calibrated: bytes, io: Any, nodes: Sequenc
                 denylisted_nodes=list(nodes),
             )
     except Exception as e:  # noqa: BLE001
-        raise TargetError(f"target {target}: quantizing with float fallback failed: {_first_line(e)}.") from e
+        raise TargetError(f"target {target}: quantizing with float fallback failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    for line in text.splitlines():
-        # The MLIR converter prefixes the useful line with file:line:col of our own lambda.
-        if "error:" in line:
-            return line.split("error:", 1)[1].strip()
-    return (text.splitlines() or [type(e).__name__])[0][:300]

@@ -4,18 +4,30 @@ When it is there, the compiler's ``*_edgetpu.tflite`` and its log join the
 bundle (the compiled file as an extra artifact with ``compiled_from``), and
 its op mapping is compared with our prediction. When it is not (it ships only
 for x86-64 Debian/Ubuntu, as the ``edgetpu-compiler`` package), the artifact
-is marked ``not_compiled`` and the report gives the exact command to run.
+is marked ``not_compiled`` and the report gives the exact command to run:
+the compiler, then ``edgekit verify BUNDLE --adopt-compiled``
+(:func:`adopt_compiled`), which adds the compiled file to the manifest the way
+a build with the compiler would have. Nothing here imports TensorFlow: the
+adoption runs wherever the compiler does.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edgekit.compile.report import CompatReport
+from edgekit.bundle.manifest import ArtifactEntry
+from edgekit.compile.report import CompatReport, OpPlacement
+from edgekit.errors import BundleError
+
+VARIANT = "int8_edgetpu"  # the manifest variant of a compiled file
+LOG_REPORT = "edgetpu_compiler.log"  # its log, under reports/
 
 MAPPED = "Mapped to Edge TPU"
 
@@ -99,7 +111,11 @@ class EdgeTpuCompiler:
         return shutil.which(self.executable)
 
     def command(self, artifact: str, out_dir: str) -> str:
-        return f"{self.executable} -s -o {out_dir} {artifact}"
+        return f"{self.executable} -s -o {shlex.quote(out_dir)} {shlex.quote(artifact)}"
+
+    def manual_command(self, artifact: str, bundle: str) -> str:
+        """What to run by hand: compile, then adopt the compiled file into the manifest."""
+        return f"{self.command(f'{bundle}/{artifact}', bundle)} && edgekit verify {shlex.quote(bundle)} --adopt-compiled"
 
     def run(self, artifact: Path, report: CompatReport, *, bundle_hint: str) -> AdapterResult:
         """Compile ``artifact`` (in the staged bundle) next to itself.
@@ -110,15 +126,16 @@ class EdgeTpuCompiler:
             bundle_hint: how to name the bundle folder in the manual command.
         """
         exe = self.find()
-        manual = self.command(f"{bundle_hint}/{artifact.name}", bundle_hint)
+        manual = self.manual_command(artifact.name, bundle_hint)
         ready = all(r["ok"] for r in report.requirements)
         if exe is None:
             if ready:
                 message = (
                     f"{artifact.name} is Edge-TPU-ready (full int8, static shapes, batch 1; {report.ops_on}/{report.ops_total} "
                     "ops predicted on the Edge TPU) but NOT compiled: edgetpu_compiler is not on PATH here. "
-                    "On an x86-64 Debian/Ubuntu host with the edgetpu-compiler package, run the command below, "
-                    "or rebuild the bundle there (edgekit runs the compiler itself); a file added by hand is not in the manifest."
+                    "On an x86-64 Debian/Ubuntu host with the edgetpu-compiler package, run the command below "
+                    "(it compiles, then adopts the compiled file into the manifest), or rebuild the bundle there "
+                    "(edgekit runs the compiler itself)."
                 )
             else:
                 failed = ", ".join(r["name"] for r in report.requirements if not r["ok"])
@@ -162,18 +179,18 @@ class EdgeTpuCompiler:
             "ops_on_cpu": parsed["ops_on_cpu"],
             "agrees": compare["agrees"],
             "differences": compare["differences"],
-            "log": "reports/edgetpu_compiler.log",
+            "log": f"reports/{LOG_REPORT}",
         }
         return AdapterResult(
             "ok",
             info,
-            extra_files=[{"file": compiled.name, "variant": "int8_edgetpu", "compiled_from": artifact.name}],
-            reports={"edgetpu_compiler.log": log_text},
+            extra_files=[{"file": compiled.name, "variant": VARIANT, "compiled_from": artifact.name}],
+            reports={LOG_REPORT: log_text},
         )
 
     def _failed(self, why: str, manual: str, version: str | None, log_text: str) -> AdapterResult:
         info = {"status": "failed", "message": why, "command": manual, "version": version}
-        reports = {"edgetpu_compiler.log": log_text} if log_text else {}
+        reports = {LOG_REPORT: log_text} if log_text else {}
         return AdapterResult("not_compiled", info, reports=reports, failure=why)
 
 
@@ -184,3 +201,164 @@ def _version(exe: str) -> str | None:
         return None
     m = _VERSION.search(proc.stdout + proc.stderr)
     return m.group(1) if m else None
+
+
+# ----------------------------------------------------------- compiled entries
+
+
+def compiled_entry(
+    root: Path,
+    file: str,
+    *,
+    target: str,
+    accelerator: str | None,
+    recipe: dict[str, Any],
+    info: dict[str, Any],
+    compiled_from: str,
+) -> ArtifactEntry:
+    """The manifest entry of a compiled file in ``root`` (sha256/bytes are filled in by whoever writes it).
+
+    Its I/O comes from the flatbuffer: loading it in an interpreter needs the
+    Edge TPU delegate.
+    """
+    from edgekit.tflite_graph import read_graph
+
+    g = read_graph(root / file)
+    return ArtifactEntry(
+        target=target,
+        file=file,
+        sha256="",
+        bytes=0,
+        variant=VARIANT,
+        input=_graph_io(g, g.inputs[0]),
+        output=_graph_io(g, g.outputs[0]),
+        accelerator=accelerator,
+        recipe=recipe,
+        accuracy=None,  # running it needs an Edge TPU
+        compatibility={k: info[k] for k in ("status", "version", "ops_on_tpu", "ops_on_cpu", "agrees") if k in info},
+        compiled_from=compiled_from,
+    )
+
+
+def _graph_io(g: Any, index: int) -> dict[str, Any]:
+    t = g.tensors[index]
+    return {
+        "name": t.name,
+        "shape": list(t.shape),
+        "dtype": t.dtype,
+        "scale": t.scale[0] if t.scale else 0.0,
+        "zero_point": t.zero_point[0] if t.zero_point else 0,
+    }
+
+
+def adopt_compiled(bundle_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Add ``edgetpu_compiler`` output, compiled by hand inside a bundle, to its manifest.
+
+    For each Edge TPU artifact whose ``<stem>_edgetpu.tflite`` sits beside it
+    (what ``edgetpu_compiler -s -o BUNDLE BUNDLE/<stem>.tflite`` writes), the
+    compiled file becomes an artifact with ``compiled_from``, hashed; the
+    compiler's ``<stem>_edgetpu.log`` moves to ``reports/edgetpu_compiler.log``
+    and its op mapping is compared with the bundle's prediction. The manifest
+    is rewritten atomically. Adopting again (after recompiling) replaces the entry.
+
+    Args:
+        bundle_path: the bundle folder.
+
+    Returns:
+        One dict per adopted file: target, file, compiled_from, sha256, agrees, differences.
+
+    Raises:
+        BundleError: no Edge TPU artifact, no compiled file beside it, or a
+            compiled file whose input/output shapes differ from its source.
+        IntegrityError: the source artifact changed since the bundle was built.
+
+    Example::
+
+        for a in adopt_compiled("out/bundle"):
+            print(a["file"], "agrees with the prediction:", a["agrees"])
+    """
+    from edgekit.bundle import MANIFEST_NAME, load_bundle, sha256_file, write_json_atomic
+
+    bundle = load_bundle(bundle_path)
+    m = bundle.manifest
+    sources = [a for a in m.artifacts if a.accelerator == "edgetpu" and a.compiled_from is None]
+    if not sources:
+        have = ", ".join(m.targets) or "none"
+        raise BundleError(
+            f"bundle {bundle.path} has no Edge TPU artifact to adopt a compiled file for; it has: {have}.",
+            hint="Build the bundle with the edgetpu target.",
+        )
+    adopted: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for src in sources:
+        bundle.artifact_path(src)  # sha256: the compiled file must come from the listed source
+        rel = str(PurePosixPath(src.file).with_name(f"{PurePosixPath(src.file).stem}_edgetpu.tflite"))
+        compiled = bundle.path / rel
+        if not compiled.is_file():
+            missing.append(f"{rel} (from {src.file})")
+            continue
+        info: dict[str, Any] = {"status": "compiled", "file": rel}
+        info.update(_adopt_log(bundle.path, compiled.with_suffix(".log"), src.target))
+        entry = compiled_entry(
+            bundle.path, rel, target=src.target, accelerator=src.accelerator, recipe=dict(src.recipe),
+            info=info, compiled_from=src.file,
+        )
+        for side in ("input", "output"):
+            want, got = list(getattr(src, side).get("shape", [])), getattr(entry, side)["shape"]
+            if want and got != want:
+                raise BundleError(
+                    f"{rel} has {side} shape {got} but {src.file} has {want}: it was not compiled from this bundle's artifact.",
+                    hint=f"Compile it again: {EdgeTpuCompiler().command(str(bundle.path / src.file), str(bundle.path))}",
+                )
+        entry.sha256, entry.bytes = sha256_file(compiled), compiled.stat().st_size
+        m.artifacts = [a for a in m.artifacts if a.file != rel]
+        m.artifacts.insert(m.artifacts.index(src) + 1, entry)
+        src.status = "ok"  # as a build with the compiler marks it
+        src.compatibility["compiler"] = {k: info[k] for k in ("status", "agrees") if k in info}
+        adopted.append(
+            {"target": src.target, "file": rel, "compiled_from": src.file, "sha256": entry.sha256,
+             "agrees": info.get("agrees"), "differences": info.get("differences", [])}
+        )
+    if not adopted:
+        first = sources[0]
+        raise BundleError(
+            f"no compiled file to adopt in {bundle.path}: expected {', '.join(missing)}.",
+            hint=f"Compile first: {EdgeTpuCompiler().command(str(bundle.path / first.file), str(bundle.path))}",
+        )
+    reports = bundle.path / "reports"
+    m.reports = sorted(p.relative_to(bundle.path).as_posix() for p in reports.rglob("*") if p.is_file())
+    write_json_atomic(bundle.path / MANIFEST_NAME, m.to_dict())
+    return adopted
+
+
+def _adopt_log(root: Path, log: Path, target: str) -> dict[str, Any]:
+    """Parse the compiler's log, compare it with the bundle's prediction, and keep it under reports/."""
+    if not log.is_file():
+        return {"agrees": None, "note": f"no {log.name}: the op mapping was not compared with the prediction"}
+    text = log.read_text(errors="replace")
+    parsed = parse_log(text)
+    out: dict[str, Any] = {
+        "version": parsed["version"],
+        "ops_on_tpu": parsed["ops_on_tpu"],
+        "ops_on_cpu": parsed["ops_on_cpu"],
+        "log": f"reports/{LOG_REPORT}",
+    }
+    prediction = _prediction(root / "reports" / f"compat_{target}.json")
+    if prediction is None:
+        out["agrees"] = None
+    else:
+        out.update(compare_with_prediction(parsed, prediction))
+    dest = root / "reports" / LOG_REPORT
+    dest.parent.mkdir(exist_ok=True)
+    os.replace(log, dest)
+    return out
+
+
+def _prediction(path: Path) -> CompatReport | None:
+    """The bundle's Edge TPU prediction, from its compatibility report (None when absent or unreadable)."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        placements = [OpPlacement(**p) for p in d["placements"]]
+        return CompatReport(d["target"], d["analysis"], d["accelerator"], d["method"], placements)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -44,18 +44,20 @@ def _dtypes(g: Graph, idx: tuple[int, ...]) -> str:
 def check_xnnpack(model: str | Path, *, target: str = "cpu", graph: Graph | None = None) -> CompatReport:
     """Load ``model`` in the installed LiteRT and report the ops XNNPACK delegated.
 
+    Raises:
+        TargetError: LiteRT cannot load or allocate the model (e.g. XNNPACK
+            refuses a tensor's quantization).
+
     Example::
 
         print(check_xnnpack("bundle/model_cpu.tflite").headline())
     """
-    from edgekit._tf import quiet_native_logs
+    from edgekit.compile.check import allocate_interpreter
     from edgekit.runtime.backends import select_backend
 
     g = graph or read_graph(model)
     backend = select_backend()
-    with quiet_native_logs():  # "Created TensorFlow Lite XNNPACK delegate for CPU." on fd 2
-        interp = backend.Interpreter(model_path=str(model))
-        interp.allocate_tensors()
+    interp = allocate_interpreter(model, target=target)  # guarded: a refusal is this target's failure, not a crash
     notes: list[str] = []
     try:
         details = interp._get_ops_details()  # noqa: SLF001 - the only view of the delegated graph

@@ -13,9 +13,7 @@ import numpy as np
 
 from edgekit.data.dataset import Dataset
 from edgekit.errors import DataError
-from edgekit.preprocess import PreprocessSpec, read_image
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+from edgekit.preprocess import IMAGE_EXTENSIONS, PreprocessSpec, is_image_name, list_files, list_images, read_image
 _SHOWN = 5  # how many skipped names one warning lists
 
 
@@ -40,21 +38,20 @@ def load_image_folder(
             )
         names = [d.name for d in class_dirs]
         class_names = _class_index(root, names, class_names)
-        candidates = [(f, class_names.index(d.name)) for d in class_dirs for f in _files(d)]
+        candidates = [(f, class_names.index(d.name)) for d in class_dirs for f in list_images(d)]
+        skipped += [(f, "not an image") for d in class_dirs for f in list_files(d) if not is_image_name(f)]
         # Root-level files in a labelled folder: images have no class to go to;
         # anything else (README, LICENSE) is documentation and is left alone.
-        skipped += [(f, "not in a class folder") for f in _files(root, recursive=False) if _is_image_name(f)]
+        skipped += [(f, "not in a class folder") for f in list_images(root, recursive=False)]
     else:
-        candidates = [(f, -1) for f in _files(root)]
+        candidates = [(f, -1) for f in list_images(root)]
+        skipped += [(f, "not an image") for f in list_files(root) if not is_image_name(f)]
         class_names = list(class_names or [])
 
     x = np.empty((len(candidates), *spec.shape), dtype=np.float32)
     labels: list[int] = []
     paths: list[str] = []
     for f, label in candidates:
-        if not _is_image_name(f):
-            skipped.append((f, "not an image"))
-            continue
         image = read_image(f)
         if image is None:
             skipped.append((f, "unreadable"))
@@ -91,22 +88,6 @@ def _class_index(root: Path, found: list[str], given: list[str] | None) -> list[
             hint="Rename or remove those folders, or pass class_names that include them.",
         )
     return list(given)
-
-
-def _files(folder: Path, *, recursive: bool = True) -> list[Path]:
-    # Hidden files and folders (.DS_Store, .ipynb_checkpoints) are OS or tool
-    # metadata, never data: leave them out without counting them as skipped.
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    files = [
-        f
-        for f in found
-        if not any(part.startswith(".") for part in f.relative_to(folder).parts) and f.is_file()
-    ]
-    return sorted(files, key=lambda f: f.relative_to(folder).as_posix())
-
-
-def _is_image_name(f: Path) -> bool:
-    return f.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _warn_skipped(root: Path, skipped: list[tuple[Path, str]]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bundle.store import sha256_file
-from edgekit.errors import EdgekitError, ModelLoadError, UnsupportedModelError
+from edgekit.errors import EdgekitError, ModelLoadError, UnsupportedModelError, first_line
 from edgekit.intake.bridge import BridgeReport, bridge_keras3
 from edgekit.intake.formats import ModelFile, read_model_file
 from edgekit.intake.layers import scan_layers
@@ -87,7 +87,7 @@ def _load_keras3(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, An
     except EdgekitError:
         raise
     except Exception as e:  # noqa: BLE001 - Keras raises many types for damaged files
-        raise ModelLoadError(f"{mf.path}: Keras 3 could not load it ({_first_line(e)}).", hint="Re-export it with model.save(...).") from e
+        raise ModelLoadError(f"{mf.path}: Keras 3 could not load it ({first_line(e)}).", hint="Re-export it with model.save(...).") from e
 
 
 def _load_tf_keras(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, Any] | None) -> Any:
@@ -100,7 +100,7 @@ def _load_tf_keras(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, 
     try:
         return tfk.models.load_model(str(mf.path), **kwargs)
     except Exception as e:  # noqa: BLE001
-        raise ModelLoadError(f"{mf.path}: tf_keras could not load it ({_first_line(e)}).", hint="Re-export it with model.save(...).") from e
+        raise ModelLoadError(f"{mf.path}: tf_keras could not load it ({first_line(e)}).", hint="Re-export it with model.save(...).") from e
 
 
 def _check_io(model: Any, path: Path) -> None:
@@ -126,8 +126,3 @@ def _sha256(p: Path) -> str:
     for f in sorted(x for x in p.rglob("*") if x.is_file()):
         h.update(f.relative_to(p).as_posix().encode() + b"\0" + sha256_file(f).encode())
     return h.hexdigest()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]

@@ -272,7 +272,9 @@ def _attempts(
         lib = find_first(names)
         if lib:
             return [(f"delegate {lib}", with_delegate(lib, "edgetpu"))]
-        return [("Edge TPU delegate", _missing(f"{names[0]} not found on the library path (install the Edge TPU runtime, libedgetpu1-std)"))]
+        return [("Edge TPU delegate", _missing(
+            f"{names[0]} not found on the library path (install the Edge TPU runtime, libedgetpu1-std) to run {path.name}"
+        ))]
     return [(kind, _missing(f"no way to run accelerator {kind!r}"))]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
-from edgekit.errors import MissingExtraError
+from edgekit.errors import MissingExtraError, first_line
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def select_backend(preferred: str | None = None) -> LoadedBackend:
             module = backend.load()
             version = backend.version()
         except Exception as e:  # noqa: BLE001 - a broken wheel raises anything (tflite_runtime + numpy 2: AttributeError)
-            skipped[backend.name] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+            skipped[backend.name] = f"{type(e).__name__}: {first_line(e, limit=200)}"
             continue
         return LoadedBackend(backend, module, version, skipped)
     tried = "; ".join(f"{k}: {v}" for k, v in skipped.items())

@@ -102,14 +102,9 @@ def _check_opencv() -> dict[str, Any]:
         import cv2
     except ImportError as e:
         return {"installed": False, "error": str(e)}
-    info = cv2.getBuildInformation()
+    from edgekit.runtime.sources import opencv_build_info
 
-    def field(name: str) -> str:
-        for raw in info.splitlines():
-            if raw.strip().startswith(name + ":"):
-                return raw.split(":", 1)[1].strip()
-        return ""
-
+    info = opencv_build_info()
     reg = cv2.videoio_registry
 
     def names(ids: Any) -> list[str]:
@@ -123,16 +118,16 @@ def _check_opencv() -> dict[str, Any]:
     return {
         "installed": True,
         "version": cv2.__version__,
-        "gui": field("GUI") or "NONE",
+        "gui": info.get("GUI") or "NONE",
         "show_window": gui_ok,
         "show_window_reason": gui_why,
         "video_backends": names(reg.getBackends()),
         "camera_backends": names(reg.getCameraBackends()),
         "stream_backends": names(reg.getStreamBackends()),
         "writer_backends": names(reg.getWriterBackends()),
-        "ffmpeg": field("FFMPEG") or "NO",
-        "gstreamer": field("GStreamer") or "NO",
-        "v4l2": field("v4l/v4l2") or "NO",
+        "ffmpeg": info.get("FFMPEG") or "NO",
+        "gstreamer": info.get("GStreamer") or "NO",
+        "v4l2": info.get("v4l/v4l2") or "NO",
     }
 
 

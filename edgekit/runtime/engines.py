@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from edgekit.errors import first_line
 from edgekit.runtime._native import captured_stderr
 from edgekit.runtime.backends import LoadedBackend
 from edgekit.runtime.tensors import TensorInfo
@@ -54,7 +55,7 @@ def load_delegate(backend: LoadedBackend, library: str, options: dict | None = N
         except Exception as e:  # noqa: BLE001 - OSError (dlopen), AttributeError (not a delegate), ValueError (create failed)
             # Only the text is kept: the traceback holds the half-built
             # Delegate, which must be collected inside the quiet block.
-            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            detail = first_line(e)
             if isinstance(e, AttributeError) and "tflite_plugin_create_delegate" in str(e):
                 detail = "the library is not a TFLite delegate (no tflite_plugin_create_delegate)"
     raise EngineUnavailable(f"delegate {library} could not be loaded: {detail}")
@@ -66,8 +67,7 @@ def read_io(backend: LoadedBackend, path: str | Path) -> tuple[TensorInfo, Tenso
         try:
             interp = backend.Interpreter(model_path=str(path))
         except Exception as e:  # noqa: BLE001 - ValueError/RuntimeError from the C++ loader
-            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise EngineUnavailable(f"{Path(path).name} is not a loadable model: {detail}") from None
+            raise EngineUnavailable(f"{Path(path).name} is not a loadable model: {first_line(e)}") from None
     ins, outs = interp.get_input_details(), interp.get_output_details()
     if len(ins) != 1 or len(outs) != 1:
         raise EngineUnavailable(f"{Path(path).name} has {len(ins)} inputs and {len(outs)} outputs; edgekit runs classifiers with one of each")
@@ -103,8 +103,9 @@ class InterpreterEngine:
             else:
                 err = None
         if err is not None:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            reason = first if first and not first.startswith("ERROR: [") else cap.reason(first or type(err).__name__)
+            first = first_line(err)
+            # "ERROR: [file:line] ..." or no text at all: the reason is in what LiteRT printed.
+            reason = first if str(err).strip() and not first.startswith("ERROR: [") else cap.reason(first)
             raise EngineUnavailable(f"{self.path.name} did not load on {accelerator}: {reason}") from err
         self.input = TensorInfo.from_detail(self._interp.get_input_details()[0])
         self.output = TensorInfo.from_detail(self._interp.get_output_details()[0])
@@ -154,7 +155,7 @@ class CompiledModelEngine:
                 self._inputs = self._model.create_input_buffers(0)
                 self._outputs = self._model.create_output_buffers(0)
             except Exception as e:  # noqa: BLE001 - RuntimeError with a C++ source location; the reason is on stderr
-                failure = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                failure = first_line(e)
             if failure is not None:
                 # The failed model's LiteRT environment logs its teardown; let
                 # that happen now, inside the capture, not later on the console.

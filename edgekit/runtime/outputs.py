@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from edgekit.errors import OutputError
-from edgekit.runtime.sources import cv2_module
+from edgekit.runtime.sources import cv2_module, opencv_build_info
 
 
 def _describe_oserror(e: OSError, path: str) -> str:
@@ -207,13 +207,7 @@ def annotate(frame: np.ndarray, topk: list[tuple[str, float]], fps: float | None
 
 def gui_available() -> tuple[bool, str]:
     """Whether ``--show`` can open a window here, and why not."""
-    cv2 = cv2_module()
-    info = cv2.getBuildInformation()
-    gui = ""
-    for raw in info.splitlines():
-        if raw.strip().startswith("GUI:"):
-            gui = raw.split(":", 1)[1].strip()
-            break
+    gui = opencv_build_info().get("GUI", "")
     if not gui or gui.upper() == "NONE":
         return False, "this OpenCV build has no GUI support (opencv-python-headless)"
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):

@@ -9,14 +9,18 @@ Two behaviours, chosen by what the source is:
   are read on a capture thread into a small queue that drops the *oldest*
   frame when full: results stay current rather than complete. A read failure
   means the stream was lost: the thread reconnects with exponential backoff
-  (:class:`ReconnectPolicy`) and gives up with a :class:`SourceError` after
-  the last attempt.
+  (:class:`ReconnectPolicy`) and gives up with a :class:`SourceError` when
+  ``attempts`` reconnects in a row brought no new frame. A URL that serves a
+  finite video (``http://host/clip.mp4``) ends cleanly at its last frame; a
+  reopen replays it from the start, and the replayed frames are not delivered
+  again.
 
 :func:`open_source` turns a ``--source`` string into one of these. To add a
 kind of source, subclass :class:`Source` and add a branch there.
 """
 from __future__ import annotations
 
+import functools
 import glob as _glob
 import logging
 import os
@@ -32,10 +36,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from edgekit.errors import MissingExtraError, SourceError
+from edgekit.preprocess import IMAGE_EXTENSIONS, is_image_name, list_images
 
 log = logging.getLogger("edgekit.runtime")
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"})
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _URL = re.compile(rf"^({'|'.join(URL_SCHEMES)})://", re.I)
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -52,6 +56,23 @@ def cv2_module() -> Any:
             f"OpenCV is not installed ({e}).", hint='Install the device runtime: pip install "edgekit[runtime]".'
         ) from e
     return cv2
+
+
+@functools.lru_cache(maxsize=1)
+def opencv_build_info() -> dict[str, str]:
+    """The ``key: value`` lines of ``cv2.getBuildInformation()``, first occurrence of each key.
+
+    Keys as OpenCV prints them: ``"GUI"``, ``"FFMPEG"``, ``"GStreamer"``, ``"v4l/v4l2"``, ...
+
+    Raises:
+        MissingExtraError: OpenCV is not installed.
+    """
+    info: dict[str, str] = {}
+    for raw in cv2_module().getBuildInformation().splitlines():
+        key, sep, value = raw.strip().partition(":")
+        if sep and key:
+            info.setdefault(key.strip(), value.strip())
+    return info
 
 
 @dataclass
@@ -247,7 +268,7 @@ class LiveSource(Source):
         self._hint = hint
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
-        self._cap = self._connect(self.policy.open_attempts, first=True)
+        self._cap = self._connect(self.policy.open_attempts)
         cv2 = cv2_module()
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0) if hasattr(self._cap, "get") else 0.0
         self.fps = fps if 0 < fps < 1000 else None
@@ -265,7 +286,8 @@ class LiveSource(Source):
             cap.release()
         return None, "OpenCV could not open it"
 
-    def _connect(self, attempts: int, *, first: bool) -> Any:
+    def _connect(self, attempts: int) -> Any:
+        """The first open: ``attempts`` tries, then a :class:`SourceError`."""
         started = time.monotonic()
         reason = ""
         for attempt in range(1, attempts + 1):
@@ -277,10 +299,32 @@ class LiveSource(Source):
                 return cap
             log.warning("%s: open attempt %d/%d failed: %s", self.name, attempt, attempts, reason)
         took = time.monotonic() - started
-        if first:
-            raise SourceError(f"cannot open {self.name} ({reason}; {attempts} attempts over {took:.1f} s).", hint=self._hint)
+        raise SourceError(f"cannot open {self.name} ({reason}; {attempts} attempts over {took:.1f} s).", hint=self._hint)
+
+    def _reconnect(self, loss: "_Loss") -> Any:
+        """Reopen after a loss, spending the loss's budget; a :class:`SourceError` when it is spent.
+
+        The budget (``policy.attempts``) is reset only by a *new* frame, so a
+        stream that reopens but then fails again at once (flapping) or only
+        replays what was already delivered gives up instead of looping.
+        """
+        while loss.attempts < self.policy.attempts:
+            loss.attempts += 1
+            wait = self.policy.delay(loss.attempts)
+            if wait and self._closed.wait(wait):
+                return None
+            cap, reason = self._try_open()
+            if cap is not None:
+                loss.reopened += 1
+                return cap
+            loss.reason = reason
+            log.warning("%s: reconnect attempt %d/%d failed: %s", self.name, loss.attempts, self.policy.attempts, reason)
+        took = time.monotonic() - loss.started
+        why = loss.reason or "the stream failed right after opening"
+        if loss.reopened:
+            why = f"{loss.reopened} reopen(s) succeeded but delivered no new frame; last failure: {why}"
         raise SourceError(
-            f"lost {self.name} and gave up after {attempts} reconnect attempts over {took:.1f} s ({reason}); "
+            f"lost {self.name} and gave up after {self.policy.attempts} reconnect attempts over {took:.1f} s ({why}); "
             "results written so far are kept.",
             hint=self._hint,
         )
@@ -302,6 +346,13 @@ class LiveSource(Source):
 
     def _capture(self) -> None:
         cap, index = self._cap, 0
+        loss: _Loss | None = None  # set from a loss until the next new frame
+        # A finite stream (a video file over http/rtsp) has a frame count and
+        # positions: its end is not a loss, and a reopen replays it from the
+        # start, so frames at or before the furthest position reached are not new.
+        furthest = 0.0
+        corrupt = 0  # frames of this connection that failed to decode (the read after them worked)
+        failed = False  # the previous read failed: a corrupt frame, the end, or a loss
         try:
             while not self._closed.is_set():
                 t0 = time.perf_counter()
@@ -313,7 +364,19 @@ class LiveSource(Source):
                 ms = (time.perf_counter() - t0) * 1e3
                 if self._closed.is_set():
                     break
+                count, pos = _frame_count(cap), _position(cap)
                 if ok and image is not None and image.size > 0:
+                    after_failure, failed = failed, False
+                    if after_failure:  # the read before this one was a corrupt frame, not a loss
+                        corrupt += 1
+                    if count is not None and pos is not None and pos <= furthest:
+                        continue  # replayed after a reopen: delivered already
+                    if after_failure:
+                        self.count_skipped(f"{self.name} frame {index}")
+                        index += 1
+                    loss = None
+                    if pos is not None:
+                        furthest = max(furthest, pos)
                     self._put(Frame(index, image, self.name, time.time(), ms))
                     index += 1
                     continue
@@ -321,12 +384,20 @@ class LiveSource(Source):
                     self.count_skipped(f"{self.name} frame {index}")
                     index += 1
                     continue
+                if count is not None and pos is not None and pos + corrupt >= count:
+                    log.info("%s: end of stream after %d frames", self.name, index)
+                    break
+                if count is not None and not failed:
+                    failed = True  # maybe one undecodable frame: read on before calling it lost
+                    continue
                 log.warning("%s: stream lost after frame %d; reconnecting", self.name, index)
                 cap.release()
                 cap = None
-                cap = self._connect(self.policy.attempts, first=False)
+                loss = loss or _Loss(time.monotonic())
+                cap = self._reconnect(loss)
                 if cap is None:  # closed while waiting
                     break
+                corrupt, failed = 0, False
                 self.reconnects += 1
         except SourceError as e:
             self._put(e)
@@ -364,6 +435,32 @@ class LiveSource(Source):
 _END = object()
 
 
+@dataclass
+class _Loss:
+    """One loss of a live source, from the failed read until the next new frame."""
+
+    started: float  # time.monotonic() of the failed read
+    attempts: int = 0  # reconnect attempts spent
+    reopened: int = 0  # of those, opens that worked (and then delivered nothing new)
+    reason: str = ""  # why the last open failed
+
+
+def _frame_count(cap: Any) -> int | None:
+    """Frames in a finite stream (a video file served over a URL); None for a live one."""
+    if not hasattr(cap, "get"):
+        return None
+    count = cap.get(cv2_module().CAP_PROP_FRAME_COUNT)  # live: 0, -1 or a huge negative number
+    return int(count) if count and 0 < count < 2**53 else None
+
+
+def _position(cap: Any) -> float | None:
+    """Frames decoded so far (CAP_PROP_POS_FRAMES), when the capture says."""
+    if not hasattr(cap, "get"):
+        return None
+    pos = cap.get(cv2_module().CAP_PROP_POS_FRAMES)
+    return float(pos) if pos is not None and pos >= 0 else None
+
+
 # ------------------------------------------------------------------- parsing
 
 
@@ -396,10 +493,6 @@ def _redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
 def open_source(
     source: str | int | os.PathLike[str],
     *,
@@ -408,8 +501,9 @@ def open_source(
 ) -> Source:
     """Open a ``--source``: camera index, ``/dev/videoN``, URL, image, folder, glob or video file.
 
-    A folder is searched recursively for images (sorted by path); a glob's
-    matches are read as images.
+    A folder is searched recursively for images as the build side does
+    (:func:`edgekit.preprocess.list_images`: image extensions, hidden files
+    and folders left out, sorted by path); a glob's matches are read as images.
 
     Raises:
         SourceError: it does not exist, matches nothing, or cannot be opened
@@ -436,14 +530,14 @@ def open_source(
         if stat.S_ISCHR(mode):  # /dev/video0
             return LiveSource(f"camera {text}", _camera_opener(text), policy=policy, queue_size=queue_size, hint=_camera_hint())
         if path.is_dir():
-            images = _images_in(path)
+            images = list_images(path)
             if not images:
                 raise SourceError(
                     f"source folder {path} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).",
                     hint="Point --source at a folder of pictures, a video file, a camera index or a URL.",
                 )
             return ImageSource(images, str(path))
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if is_image_name(path):
             return ImageSource([path], str(path))
         return VideoFileSource(path)
     if _GLOB_CHARS.search(text):
