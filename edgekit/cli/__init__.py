@@ -7,8 +7,6 @@ no OpenCV, no LiteRT at import time.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from edgekit import __version__
@@ -30,9 +28,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """From a trained Keras CNN to a verified, benchmarked artifact per edge device."""
 
