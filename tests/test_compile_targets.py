@@ -53,11 +53,12 @@ def trained(tf_keras, digits):
 
 
 def build(out, trained, digits, **kw):
-    model, _ = trained
+    model = kw.pop("model", trained[0])
     names, train, test = digits
     kw.setdefault("targets", ["cpu"])
+    kw.setdefault("representative", train.x[:64])
     return build_bundle(
-        out, model=model, spec=DIGITS_SPEC, labels=names, representative=train.x[:64],
+        out, model=model, spec=DIGITS_SPEC, labels=names,
         eval_data=(test.x, test.y), source_model={"name": "digits_tiny", "format": "in-memory"},
         recipe={"sparsity": 0.0}, progress=False, **kw,
     )
@@ -125,6 +126,115 @@ def test_float_fallback_layer_stays_float(tmp_path, trained, digits):
     assert entry.input["dtype"] == "int8"  # the I/O stays what the profile says
     assert any("run in float" in n for n in result.reports["cpu"].notes)
     assert entry.compatibility["numeric"]["ok"]
+
+
+@pytest.fixture(scope="module")
+def qat_model(trained, digits):
+    """The fixture model after one epoch of quantization-aware training (fake-quant nodes on every layer)."""
+    from edgekit.compress.qat import quantize_aware
+
+    _, train, _ = digits
+    qat, _ = quantize_aware(trained[0], train.x[:512], train.y[:512], epochs=1)
+    return qat
+
+
+def _main_op_dtypes(graph):
+    """(op name, dtypes of its inputs and outputs) for the compute ops of a graph."""
+    return [
+        (op.name, {graph.tensors[i].dtype for i in (*op.inputs, *op.outputs) if i >= 0} - {"int32"})
+        for op in graph.ops
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    ]
+
+
+def test_float_targets_are_converted_from_the_float_model(tmp_path, trained, qat_model, digits):
+    """A QAT model's fake-quant nodes would make the fp16 artifact int8 inside; float_model keeps it fp16."""
+    from edgekit.bundle import sha256_file
+
+    float_model, keras_top1 = trained
+    names, train, test = digits
+    caller = [{"variant": "float", "kind": "keras", "top1": keras_top1}]
+    result = build(tmp_path / "b", trained, digits, model=qat_model, float_model=float_model, targets=["cpu", "gpu"],
+                   variants=caller, reference_top1=keras_top1)  # fmt: skip
+    assert result.failures == [] and verify_bundle(result.path).ok
+    m = result.bundle.manifest
+    gpu, cpu = m.artifact("gpu"), m.artifact("cpu")
+    # the gpu artifact really is fp16: float compute ops, fp16 weight constants dequantized to float32
+    graph = read_graph(result.bundle.artifact_path(gpu))
+    main = _main_op_dtypes(graph)
+    assert len(main) == 3 and all(dtypes == {"float32"} for _, dtypes in main), main
+    assert not any(t.dtype in ("int8", "uint8") for t in graph.tensors)
+    deq = [op for op in graph.ops if op.name == "DEQUANTIZE"]
+    assert deq and all(graph.tensors[op.inputs[0]].dtype == "float16" and graph.tensors[op.inputs[0]].is_const for op in deq)
+    for op in graph.ops:  # every conv/dense weight comes out of a DEQUANTIZE of fp16 constants
+        if op.name in ("CONV_2D", "FULLY_CONNECTED"):
+            assert graph.producers().get(op.inputs[1]) in {d.index for d in deq}
+    assert gpu.input["dtype"] == gpu.output["dtype"] == "float32"
+    assert gpu.compatibility["numeric"]["ok"]  # compared with the float model, within the fp16 tolerance
+    assert gpu.accuracy["top1"] == pytest.approx(keras_top1, abs=0.01)
+    assert gpu.recipe["converted_from"] == "float_model" and "converted_from" not in cpu.recipe
+    # the int8 target still comes from the QAT model
+    assert {d for _, dtypes in _main_op_dtypes(read_graph(result.bundle.artifact_path(cpu))) for d in dtypes} == {"int8"}
+    # one evaluation row per artifact, after the caller's, scored through the interpreter
+    assert [v["variant"] for v in m.variants] == ["float", "cpu int8 .tflite", "gpu fp16 .tflite"]
+    assert m.variants[0] == caller[0]
+    for row, art in zip(m.variants[1:], (cpu, gpu)):
+        path = result.bundle.artifact_path(art)
+        assert (row["kind"], row["target"], row["file"], row["sha256"]) == ("tflite", art.target, art.file, sha256_file(path))
+        assert row["top1"] == art.accuracy["top1"] and row["n"] == len(test.x)
+        assert {k: row[k] for k in ("bytes", "gzip_bytes")} == size_report(path)
+        assert row["macro_f1"] == art.accuracy["macro_f1"] and row["drop"] == pytest.approx((keras_top1 - row["top1"]) * 100)
+    assert json.loads((result.path / "reports/variants.json").read_text()) == m.variants
+    # `bench --compare` takes these rows for the timed artifacts, not as variants without an artifact
+    from edgekit.bench.compare import compare_rows
+
+    untimed = compare_rows([], m.variants, artifact_hashes={a.sha256 for a in m.artifacts})["variants"]
+    assert [v["variant"] for v in untimed] == ["float"]
+
+
+def test_without_float_model_one_model_is_converted_for_every_target(tmp_path, trained, qat_model, digits):
+    # backward compatible: the QAT model for the fp16 target too, whose fake-quant nodes give int8 compute ops
+    result = build(tmp_path / "b", trained, digits, model=qat_model, targets=["gpu"])
+    gpu = result.bundle.manifest.artifact("gpu")
+    assert gpu.input["dtype"] == "float32" and "converted_from" not in gpu.recipe
+    assert any("int8" in dtypes for _, dtypes in _main_op_dtypes(read_graph(result.bundle.artifact_path(gpu))))
+    assert [v["variant"] for v in result.bundle.manifest.variants] == ["gpu fp16 .tflite"]
+    assert "drop" not in result.bundle.manifest.variants[0]  # no reference_top1 given
+
+
+def test_a_float_model_that_does_not_fit_is_refused_before_any_work(tmp_path, tf_keras, trained, digits):
+    L = tf_keras.layers
+    other = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Flatten(), L.Dense(5, activation="softmax")])
+    with pytest.raises(ConfigError, match=r"Expected input \(28, 28, 1\), output \(10,\); received input \(28, 28, 1\), output \(5,\)"):
+        build(tmp_path / "b", trained, digits, float_model=other, targets=["gpu"])
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_given_conversion_is_shipped_without_converting_again(tmp_path, monkeypatch, trained, digits):
+    import hashlib
+
+    import edgekit.compile.convert as convert_mod
+    from edgekit.bundle import sha256_file
+
+    model, _ = trained
+    _, train, _ = digits
+    given = convert_mod.convert_model(model, get_target("cpu"), train.x[:64])
+    calls = []
+    real = convert_mod.convert_model
+    monkeypatch.setattr(convert_mod, "convert_model", lambda m, profile, *a, **k: calls.append(profile.name) or real(m, profile, *a, **k))
+    result = build(tmp_path / "b", trained, digits, targets=["cpu", "edgetpu"], converted={"cpu": given})
+    assert calls == ["edgetpu"]
+    cpu = result.bundle.manifest.artifact("cpu")
+    assert sha256_file(result.bundle.artifact_path(cpu)) == cpu.sha256 == hashlib.sha256(given.content).hexdigest()
+    assert cpu.compatibility["numeric"]["ok"] and cpu.accuracy["top1"] > 0.8
+    # a conversion made with other settings than the build's is refused before any work
+    with pytest.raises(ConfigError, match=r"converted\['cpu'\] was calibrated on 64 samples but this build's representative set has 8"):
+        build(tmp_path / "c", trained, digits, targets=["cpu"], converted={"cpu": given}, representative=train.x[:8])
+    with pytest.raises(ConfigError, match="converted names target 'gpu', which this build does not make; its targets are: cpu"):
+        build(tmp_path / "c", trained, digits, targets=["cpu"], converted={"gpu": given})
+    with pytest.raises(ConfigError, match=r"keeps \[\] in float but this build keeps \['c2'\]"):
+        build(tmp_path / "c", trained, digits, targets=["cpu"], converted={"cpu": given}, float_fallback_layers=["c2"])
+    assert not (tmp_path / "c").exists()
 
 
 def test_float_fallback_is_refused_up_front_where_the_target_forbids_it(trained, digits):

@@ -47,16 +47,33 @@ def trained(tf_keras, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(trained, tmp_path_factory):
-    """One CLI run: 50 % sparsity + the default recipe's QAT, JSON output."""
+    """One CLI run: 50 % sparsity + the default recipe's QAT, for cpu (int8) and gpu (fp16), JSON output."""
     out = tmp_path_factory.mktemp("compress_out") / "bundle"
-    result = _cli(trained, "--data", digits_dir(), "--out", out, "--sparsity", "0.5", "--epochs", "1",
-                  "--calibration-samples", "40", "--max-accuracy-drop", "5", "--json")  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        conversions = _count_conversions(mp)
+        result = _cli(trained, "--data", digits_dir(), "--out", out, "--sparsity", "0.5", "--epochs", "1",
+                      "--calibration-samples", "40", "--max-accuracy-drop", "5", "--targets", "cpu,gpu", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
-    return out, json.loads(result.stdout)
+    return out, json.loads(result.stdout), conversions
+
+
+def _count_conversions(mp) -> list[tuple[str, bool]]:
+    """Record (target, whether the model has QAT fake-quant layers) for every convert_model call (the real one runs)."""
+    import edgekit.compile.convert as convert_mod
+
+    calls: list[tuple[str, bool]] = []
+    real = convert_mod.convert_model
+
+    def spy(model, profile, *args, **kwargs):
+        calls.append((profile.name, any(type(l).__name__.startswith("Quantize") for l in model.layers)))
+        return real(model, profile, *args, **kwargs)
+
+    mp.setattr(convert_mod, "convert_model", spy)
+    return calls
 
 
 def test_cli_writes_a_verified_bundle_with_every_variant_measured(built):
-    out, payload = built
+    out, payload, _ = built
     assert verify_bundle(out).ok
     m = load_bundle(out).manifest
     names = [v["variant"] for v in m.variants]
@@ -72,11 +89,63 @@ def test_cli_writes_a_verified_bundle_with_every_variant_measured(built):
     assert tfl["top1"] == pytest.approx(art.accuracy["top1"])  # ...so the build's own score agrees
     assert art.input["dtype"] == "int8" and art.input["shape"][0] == 1
     assert m.variants[1]["gzip_bytes"] < 0.75 * m.variants[0]["gzip_bytes"]  # zeros compress
-    assert payload["variants"] == m.variants
+    assert payload["variants"] == m.variants == json.loads((out / "reports" / "variants.json").read_text())
+
+
+def test_gpu_artifact_of_a_qat_run_is_really_fp16_and_scored_through_the_interpreter(built):
+    from edgekit.compile.check import evaluate, load_interpreter
+    from edgekit.compress.recipe import load_recipe
+    from edgekit.data import load_dataset, split_dataset
+    from edgekit.preprocess import PreprocessSpec
+    from edgekit.tflite_graph import read_graph
+
+    out, payload, _ = built
+    bundle = load_bundle(out)
+    m = bundle.manifest
+    gpu = m.artifact("gpu")
+    assert m.recipe["qat"] is True and gpu.recipe["qat"] is False and gpu.recipe["converted_from"] == "float_model"
+    # the flatbuffer: float conv/dense ops fed by fp16 weight constants through DEQUANTIZE, no int8 anywhere
+    graph = read_graph(bundle.artifact_path(gpu))
+    main = [op for op in graph.ops if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert main and not [
+        op.name for op in main if any(graph.tensors[i].dtype in ("int8", "uint8") for i in (*op.inputs, *op.outputs) if i >= 0)
+    ]
+    assert {graph.tensors[op.outputs[0]].dtype for op in main} == {"float32"}
+    deq = {op.index for op in graph.ops if op.name == "DEQUANTIZE"}
+    assert deq and all(graph.tensors[graph.ops[i].inputs[0]].dtype == "float16" for i in deq)
+    assert all(graph.producers()[op.inputs[1]] in deq for op in main)
+    assert not any(t.dtype in ("int8", "uint8") for t in graph.tensors)
+    # while the cpu artifact of the same run is int8 (from the QAT model)
+    cpu_graph = read_graph(bundle.artifact_path(m.artifact("cpu")))
+    assert {cpu_graph.tensors[op.outputs[0]].dtype for op in cpu_graph.ops if op.name in ("CONV_2D", "FULLY_CONNECTED")} == {"int8"}
+    # its row is the artifact run through the interpreter on the same held-out split
+    row = next(v for v in m.variants if v.get("file") == gpu.file)
+    assert row["variant"] == "gpu fp16 .tflite" and row["kind"] == "tflite" and row["sha256"] == gpu.sha256
+    rcp = load_recipe("default")
+    ds = load_dataset(digits_dir(), PreprocessSpec.from_dict(m.preprocess), labelled=True, class_names=m.labels)
+    _, held = split_dataset(ds, holdout=rcp.holdout, seed=rcp.seed)
+    again = evaluate(load_interpreter(bundle.artifact_path(gpu), target="gpu"), held.x, held.y, num_classes=10)
+    assert row["top1"] == again["top1"] == gpu.accuracy["top1"] and row["n"] == len(held.y)
+    assert row["macro_f1"] == again["macro_f1"]
+    pruned = next(v for v in m.variants if v["variant"] == "pruned 50%")  # the float model it was converted from
+    assert abs(row["top1"] - pruned["top1"]) <= 0.01
+    assert not [n for n in payload["notes"] if "fake-quant" in n]
+
+
+def test_each_target_is_converted_once(built):
+    out, payload, conversions = built
+    comp = json.loads((out / "reports" / "compression.json").read_text())
+    attempts = comp["budget"]["attempts"]
+    # cpu: only the budget loop's conversions (the chosen one ships as is); gpu: one, from the model before QAT
+    assert [c for c in conversions if c[0] == "cpu"] == [("cpu", a["model"] == "qat") for a in attempts]
+    assert [c for c in conversions if c[0] == "gpu"] == [("gpu", False)]
+    m = load_bundle(out).manifest
+    assert [v["variant"] for v in m.variants][3:] == ["cpu int8 .tflite", "gpu fp16 .tflite"]
+    assert m.variants[3]["top1"] == comp["budget"]["chosen"]["top1"]  # the budget's scored conversion is the shipped file
 
 
 def test_manifest_holds_the_recipe_actually_used(built):
-    out, payload = built
+    out, payload, _ = built
     m = load_bundle(out).manifest
     assert m.recipe == payload["recipe"]
     assert m.recipe["sparsity"] == 0.5 and m.recipe["epochs"] == 1 and m.recipe["calibration_samples"] == 40  # flags
@@ -88,7 +157,7 @@ def test_manifest_holds_the_recipe_actually_used(built):
 def test_reports_hold_sparsity_per_layer_and_per_layer_quant_error(built, trained):
     from edgekit.intake import load_model
 
-    out, payload = built
+    out, payload, _ = built
     layers = [l for l in load_model(trained).model.layers if type(l).__name__ in ("Conv2D", "Dense")]
     first, last = layers[0].name, layers[-1].name  # auto-generated names depend on what ran before
     comp = json.loads((out / "reports" / "compression.json").read_text())

@@ -4,9 +4,15 @@
 each target it converts, runs the profile's compatibility analysis, checks the
 artifact numerically against the Keras model, runs the profile's adapter (the
 Edge TPU compiler) and scores the artifact on the held-out data through the
-interpreter. A target that fails (e.g. the converter raises) is recorded in
-``Manifest.failures`` and the others still ship; if none succeeds nothing is
-written. The bundle appears atomically (see :class:`edgekit.bundle.BundleWriter`).
+interpreter; each scored artifact adds a row to the manifest's evaluation
+table (``variants``), after the caller's own rows. A target that fails (e.g.
+the converter raises) is recorded in ``Manifest.failures`` and the others
+still ship; if none succeeds nothing is written. The bundle appears atomically
+(see :class:`edgekit.bundle.BundleWriter`).
+
+int8 targets are converted from ``model``; float targets (fp16/fp32) from
+``float_model`` when one is given: a QAT model's fake-quant nodes would make
+the converter emit int8 ops in them, so compress passes the model before QAT.
 """
 from __future__ import annotations
 
@@ -220,6 +226,9 @@ def build_bundle(
     extra_reports: Mapping[str, bytes | str | dict | list] | None = None,
     overwrite: bool = True,
     progress: bool = True,
+    float_model: Any = None,
+    converted: Mapping[str, Any] | None = None,
+    reference_top1: float | None = None,
 ) -> BuildResult:
     """Convert ``model`` for each target and write a verified bundle at ``out``.
 
@@ -235,10 +244,24 @@ def build_bundle(
         source_model: name, sha256, format of the input model (for the manifest).
         recipe: the compression recipe actually used (copied into every artifact).
         float_fallback_layers: layers to keep in float in int8 targets that allow it.
-        variants: evaluation table rows to store in the manifest.
+        variants: evaluation table rows to store in the manifest; the build appends one
+            row per artifact it scored on ``eval_data`` (``kind = "tflite"``, with its
+            file and sha256). The whole table is also written to ``reports/variants.json``.
         extra_reports: more files for ``reports/`` (name -> bytes, text, or JSON-able).
         overwrite: replace an existing bundle at ``out``.
         progress: show a progress bar on stderr.
+        float_model: the float model for targets whose quantization is not int8
+            (fp16/fp32), e.g. the model before QAT (fake-quant nodes would put int8
+            ops in a "float" artifact). Same input and output as ``model``. Its
+            artifacts record ``converted_from = "float_model"`` (and ``qat = False``
+            when the recipe says QAT) in their recipe. Default: ``model`` for every target.
+        converted: artifacts already converted, target name -> the
+            :class:`~edgekit.compile.convert.Converted` that ``convert_model`` made
+            from the model this build converts for that target, with ``representative``
+            and the same float fallback layers (e.g. the accuracy-budget loop's). They
+            are written, checked, analysed and scored like the others, not converted again.
+        reference_top1: top-1 (fraction) of the original float model; each artifact
+            row then gets ``drop``, the top-1 points it loses against it.
 
     Returns:
         A :class:`BuildResult` with the loaded bundle, reports and failures.
@@ -264,23 +287,32 @@ def build_bundle(
         raise DataError("labels are required: one class name per model output.")
     plan = _plan(model, targets, device, representative, eval_data, labels, spec, float_fallback_layers)
     _check_extra_reports(extra_reports)
+    if float_model is not None:
+        _check_float_model(model, float_model)
+    prebuilt = _check_converted(plan, converted)
     # The Keras outputs every artifact is compared with, computed once; they
     # also show whether the model ends in softmax, which the spec must say.
     check_x = _check_inputs(plan)
     reference = keras_reference(model, check_x)
     check_output_kind(reference, spec.output)
+    uses_float = float_model is not None and any(p.quantization != "int8" for p in plan.targets)
+    float_reference = keras_reference(float_model, check_x) if uses_float else None
     writer = BundleWriter(out, overwrite=overwrite)
     reports: dict[str, CompatReport] = {}
     failures: list[dict[str, Any]] = []
     entries: list[ArtifactEntry] = []
+    rows: list[dict[str, Any]] = []
     compiler_versions: dict[str, str | None] = {}
     backend_info: dict[str, str] = {}
     with writer as w, _progress(progress, len(plan.targets)) as step:
         for profile in plan.targets:
             step(f"{profile.name}: converting")
+            source = _Source(model, reference, recipe or {})
+            if uses_float and profile.quantization != "int8":
+                source = _Source(float_model, float_reference, _float_recipe(recipe or {}))
             try:
-                built, report, versions = _build_target(
-                    w.path, profile, plan, model, recipe or {}, step, (check_x, reference), bundle_hint=str(out)
+                built, report, versions, row = _build_target(
+                    w.path, profile, plan, source, step, check_x, bundle_hint=str(out), prebuilt=prebuilt.get(profile.name)
                 )
             except EdgekitError as e:
                 _discard(w.path, profile)
@@ -290,6 +322,10 @@ def build_bundle(
                 step(f"{profile.name}: failed", advance=True)
                 continue
             entries.extend(built)
+            if row is not None:
+                if reference_top1 is not None:
+                    row["drop"] = round((float(reference_top1) - row["top1"]) * 100.0, 4)
+                rows.append(row)
             reports[profile.name] = report
             compiler_versions.update(versions.get("compilers", {}))
             backend_info.update(versions.get("backend", {}))
@@ -301,14 +337,15 @@ def build_bundle(
             hints = list(dict.fromkeys(f["hint"] for f in failures if f.get("hint")))
             raise TargetError(f"no target could be built, so no bundle was written: {detail}", hint=" ".join(hints) or None)
         tools = tool_versions({**backend_info, **compiler_versions})
-        _write_reports(w.path, reports, failures, tools, extra_reports)
+        table = [*(variants or []), *rows]
+        _write_reports(w.path, reports, failures, tools, extra_reports, table)
         w.manifest = Manifest(
             labels=list(labels),
             preprocess=spec.to_dict(),
             source_model=dict(source_model or {"name": getattr(model, "name", "model")}),
             artifacts=entries,
             recipe=dict(recipe or {}),
-            variants=list(variants or []),
+            variants=table,
             failures=failures,
             tools=tools,
         )
@@ -330,24 +367,107 @@ def failures_from(report: CompatReport, profile: TargetProfile) -> list[dict[str
     return []
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The Keras model one target is converted from, its outputs on the check inputs, and its recipe."""
+
+    model: Any
+    reference: np.ndarray
+    recipe: dict[str, Any]
+
+
+def _float_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe of an artifact converted from ``float_model`` (the model before QAT)."""
+    out = {**recipe, "converted_from": "float_model"}
+    if out.get("qat"):
+        out["qat"] = False
+    return out
+
+
+def _check_float_model(model: Any, float_model: Any) -> None:
+    """``float_model`` must take and give what ``model`` does.
+
+    Raises:
+        ConfigError: a different input or output shape.
+        TargetError: a model with several inputs/outputs or unknown sizes.
+    """
+    from edgekit.compile.convert import model_io
+
+    want, got = model_io(model), model_io(float_model)
+    if (want[0], tuple(want[1])[1:]) != (got[0], tuple(got[1])[1:]):
+        raise ConfigError(
+            f"float_model must have the same input and output as model. Expected input {want[0]}, output "
+            f"{tuple(want[1])[1:]}; received input {got[0]}, output {tuple(got[1])[1:]}.",
+            hint="Pass the same network before QAT (pruned or original weights) as float_model.",
+        )
+
+
+def _check_converted(plan: _Plan, converted: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Pre-converted artifacts, checked against the plan (target names, fallback layers, calibration).
+
+    Raises:
+        ConfigError: a name that is not one of the build's targets, or a conversion
+            made with other fallback layers or another number of calibration samples.
+    """
+    from edgekit.compile.convert import Converted
+
+    if not converted:
+        return {}
+    if not isinstance(converted, Mapping):
+        raise ConfigError(f"converted must map target names to Converted results; received {type(converted).__name__}.")
+    by_name = {p.name: p for p in plan.targets}
+    for name, c in converted.items():
+        if name not in by_name:
+            raise ConfigError(
+                f"converted names target {name!r}, which this build does not make; its targets are: {', '.join(by_name)}."
+            )
+        if not isinstance(c, Converted):
+            raise ConfigError(f"converted[{name!r}] must be a Converted from convert_model; received {type(c).__name__}.")
+        profile = by_name[name]
+        int8 = profile.quantization == "int8"
+        want_fallback = plan.fallback if int8 else ()
+        if tuple(c.float_fallback_layers) != want_fallback:
+            raise ConfigError(
+                f"converted[{name!r}] keeps {list(c.float_fallback_layers)} in float but this build keeps {list(want_fallback)}.",
+                hint="Pass only a conversion made with the build's float_fallback_layers.",
+            )
+        want_samples = len(plan.representative) if int8 and plan.representative is not None else 0
+        if c.calibration_samples != want_samples:
+            raise ConfigError(
+                f"converted[{name!r}] was calibrated on {c.calibration_samples} samples but this build's "
+                f"representative set has {want_samples}.",
+                hint="Pass only a conversion made with the build's representative samples.",
+            )
+    return dict(converted)
+
+
+def _row_label(profile: TargetProfile, kept: Sequence[str]) -> str:
+    """The evaluation-table name of a target's artifact, e.g. "cpu int8 + 2 float layer(s) .tflite"."""
+    extra = f" + {len(kept)} float layer(s)" if kept else ""
+    return f"{profile.name} {profile.variant}{extra} .tflite"
+
+
 def _build_target(
     root: Path,
     profile: TargetProfile,
     plan: _Plan,
-    model: Any,
-    recipe: dict[str, Any],
+    source: _Source,
     step: Any,
-    check: tuple[np.ndarray, np.ndarray],
+    check_x: np.ndarray,
     *,
     bundle_hint: str,
-) -> tuple[list[ArtifactEntry], CompatReport, dict[str, Any]]:
-    from edgekit.compile.check import evaluate, io_info, load_interpreter, numeric_check
+    prebuilt: Any = None,
+) -> tuple[list[ArtifactEntry], CompatReport, dict[str, Any], dict[str, Any] | None]:
+    from edgekit.compile.check import artifact_row, evaluate, io_info, load_interpreter, numeric_check
     from edgekit.compile.convert import convert_model
     from edgekit.compile.registry import ADAPTERS, ANALYSES
     from edgekit.runtime.backends import select_backend
     from edgekit.tflite_graph import read_graph
 
-    converted = _staged("convert", convert_model, model, profile, plan.representative, float_fallback_layers=plan.fallback)
+    model, reference, recipe = source.model, source.reference, source.recipe
+    converted = prebuilt
+    if converted is None:
+        converted = _staged("convert", convert_model, model, profile, plan.representative, float_fallback_layers=plan.fallback)
     path = root / profile.artifact
     path.write_bytes(converted.content)
     graph = read_graph(path)
@@ -358,7 +478,6 @@ def _build_target(
     report = _staged("analysis", ANALYSES[profile.analysis], path, graph, profile.name)
     report.notes.extend(_float_notes(graph, profile, converted.float_fallback_layers))
     step(f"{profile.name}: numeric check")
-    check_x, reference = check
     if plan.eval_x is None and plan.representative is None:
         report.notes.append("numeric check on uniform random inputs: no representative or evaluation data was given.")
     n = profile.check_samples
@@ -371,10 +490,12 @@ def _build_target(
             f"WARNING: the artifact differs from the Keras model by {numeric['max_error']:.3g} (relative), "
             f"above the profile's tolerance {profile.tolerance}."
         )
-    accuracy = None
+    accuracy = row = None
     if plan.eval_x is not None and plan.eval_y is not None:
         step(f"{profile.name}: evaluating")
         accuracy = _staged("evaluate", evaluate, interp, plan.eval_x, plan.eval_y, num_classes=plan.classes)
+        row = artifact_row(_row_label(profile, converted.float_fallback_layers), path, accuracy, target=profile.name)
+        row["file"] = profile.artifact
     inp, outp = io_info(interp)
     art_recipe = {
         **recipe,
@@ -414,7 +535,7 @@ def _build_target(
         compatibility={**report.summary(), "report": f"reports/compat_{profile.name}.json"},
         status=status,
     )
-    return [entry, *extra_entries], report, versions
+    return [entry, *extra_entries], report, versions, row
 
 
 def _check_inputs(plan: _Plan) -> np.ndarray:
@@ -460,7 +581,7 @@ def _staged(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-_OWN_REPORTS = ("build.json", "edgetpu_compiler.log")  # edgetpu_compiler.LOG_REPORT  # plus compat_<target>.json/.txt
+_OWN_REPORTS = ("build.json", "variants.json", "edgetpu_compiler.log")  # edgetpu_compiler.LOG_REPORT  # plus compat_<target>.json/.txt
 
 
 def _check_extra_reports(extra: Mapping[str, Any] | None) -> None:
@@ -479,6 +600,7 @@ def _write_reports(
     failures: list[dict[str, Any]],
     tools: dict[str, str],
     extra: Mapping[str, Any] | None,
+    variants: list[dict[str, Any]],
 ) -> None:
     rdir = root / "reports"
     for target, rep in reports.items():
@@ -490,6 +612,8 @@ def _write_reports(
         "tools": tools,
     }
     (rdir / "build.json").write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
+    if variants:  # the manifest's evaluation table, on its own
+        (rdir / "variants.json").write_text(json.dumps(variants, indent=2, default=json_default) + "\n")
     for name, value in (extra or {}).items():
         dest = rdir / name
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -139,3 +139,32 @@ def numeric_check(
 def evaluate(interp: Any, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = None) -> dict[str, Any]:
     """Classification metrics of the artifact on a labelled, preprocessed set."""
     return classification_metrics(y, run_batch(interp, x), num_classes=num_classes)
+
+
+def artifact_row(variant: str, path: str | Path, metrics: dict[str, Any], *, target: str, note: str = "") -> dict[str, Any]:
+    """One row of the evaluation table (``Manifest.variants``) for a ``.tflite`` file scored by :func:`evaluate`.
+
+    The same keys as the Keras rows of :mod:`edgekit.compress.evaluate`
+    (params/MACs are None: they are the Keras model's), plus the file's sha256,
+    which ``edgekit bench --compare`` uses to tell a timed artifact from an
+    untimed variant.
+
+    Example::
+
+        row = artifact_row("cpu int8 .tflite", "bundle/model_cpu.tflite", evaluate(interp, x, y), target="cpu")
+    """
+    from edgekit.bundle import sha256_file
+    from edgekit.metrics import size_report
+
+    return {
+        "variant": variant,
+        "kind": "tflite",
+        "target": target,
+        **{k: metrics[k] for k in ("top1", "macro_precision", "macro_recall", "macro_f1", "n")},
+        **size_report(path),
+        "params": None,
+        "nonzero_params": None,
+        "macs": None,
+        "sha256": sha256_file(path),
+        "note": note,
+    }

@@ -8,7 +8,6 @@ top-1 points against the original float model.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -66,27 +65,19 @@ def _deployed_weights(model: Any) -> list[np.ndarray]:
 
 
 def tflite_row(variant: str, content: bytes, x: np.ndarray, y: np.ndarray, *, num_classes: int, target: str, note: str = "") -> dict[str, Any]:
-    """Evaluate ``.tflite`` bytes through the interpreter (written to a temp file outside any bundle)."""
-    from edgekit.compile.check import evaluate, load_interpreter
+    """Evaluate ``.tflite`` bytes through the interpreter (written to a temp file outside any bundle).
+
+    The row format is :func:`edgekit.compile.check.artifact_row`'s, the one
+    :func:`edgekit.compile.build_bundle` appends for every artifact it ships.
+    """
+    from edgekit.compile.check import artifact_row, evaluate, load_interpreter
 
     with tempfile.TemporaryDirectory(prefix="edgekit-eval-") as tmp:
         path = Path(tmp) / f"{target}.tflite"
         path.write_bytes(content)
         interp = load_interpreter(path, target=target)
         m = evaluate(interp, x, y, num_classes=num_classes)
-    return {
-        "variant": variant,
-        "kind": "tflite",
-        "target": target,
-        **{k: m[k] for k in ("top1", "macro_precision", "macro_recall", "macro_f1", "n")},
-        "bytes": len(content),
-        "gzip_bytes": len(gzip.compress(content, compresslevel=9, mtime=0)),
-        "params": None,
-        "nonzero_params": None,
-        "macs": None,
-        "sha256": hashlib.sha256(content).hexdigest(),
-        "note": note,
-    }
+        return artifact_row(variant, path, m, target=target, note=note)
 
 
 def add_drops(rows: list[dict[str, Any]], reference_top1: float) -> list[dict[str, Any]]:

@@ -3,8 +3,11 @@
 The order is fixed: check everything that can be checked (recipe, targets,
 output path, preprocessing, labels) before any training; then structured
 pruning, magnitude pruning, QAT, per-layer int8 error, the accuracy budget
-loop, and finally :func:`edgekit.compile.build_bundle`, which writes the
-bundle atomically. Nothing is written under ``out`` before that last step, so
+loop, and finally :func:`edgekit.compile.build_bundle`, which converts, checks
+and scores one artifact per target (its rows close the evaluation table; the
+budget loop's chosen conversion is handed over, not converted again; float
+targets are converted from the model before QAT) and writes the bundle
+atomically. Nothing is written under ``out`` before that last step, so
 Ctrl-C or a failure at any point leaves an earlier bundle there untouched.
 """
 from __future__ import annotations
@@ -262,22 +265,11 @@ def compress(
     t = time.perf_counter()
     budget, final_model, fallback = state.budget(profiles, rep, errors)
     timings["budget"] = time.perf_counter() - t
-    floats = [p.name for p in profiles if p.quantization != "int8"]
-    if final_model is state.qat_model and floats:
-        # build_bundle converts one model for every target; a QAT model's fake-quant nodes win over fp16/fp32.
-        notes.append(
-            f"target(s) {', '.join(floats)} are built from the QAT model, whose fake-quant nodes make the converter emit "
-            "int8 ops (with float I/O) instead of float ones; build them in a run without --qat for a float artifact."
-        )
     if budget is not None and not budget.met:
         notes.append(budget.message)
-
-    t = time.perf_counter()
-    rows += state.target_rows(profiles, final_model, rep, fallback, budget)
     from edgekit.compress.evaluate import add_drops
 
     add_drops(rows, state.reference_top1)
-    timings["target_rows"] = time.perf_counter() - t
 
     reports: dict[str, Any] = {
         "data": data_report,
@@ -294,6 +286,10 @@ def compress(
     build = build_bundle(
         out,
         model=final_model,
+        # fp16/fp32 targets: the model before QAT, whose weights carry no fake-quant nodes.
+        float_model=state.float_model if final_model is not state.float_model else None,
+        converted=state.chosen_conversion(),
+        reference_top1=state.reference_top1,
         spec=spec,
         labels=labels,
         representative=rep,
@@ -307,13 +303,12 @@ def compress(
             "compression.json": {"recipe": rcp.to_dict(), **{k: v for k, v in reports.items() if k != "layer_errors"}, "notes": notes},
             # rmse/scale: the int8 output's error in quantization steps, per op, worst first.
             "quant_layer_errors.json": reports["layer_errors"],
-            "variants.json": rows,
         },
         overwrite=overwrite,
         progress=type(prog) is not NullProgress,
     )
     timings["build"] = time.perf_counter() - t
-    _match_artifacts(rows, build, notes)
+    rows = list(build.bundle.manifest.variants)  # the Keras rows, then one per shipped artifact
     timings["total"] = time.perf_counter() - t0
     return CompressResult(build.path, rcp, rows, reports, notes, {k: round(v, 2) for k, v in timings.items()}, build)
 
@@ -325,23 +320,6 @@ def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:
         rep = representative_samples(train, rcp.calibration_samples, seed=rcp.seed)
         task.advance()
     return rep
-
-
-def _match_artifacts(rows: list[dict[str, Any]], build: Any, notes: list[str]) -> None:
-    """Check that each scored .tflite row is byte-identical to the bundle file it names (conversion is deterministic)."""
-    by_target = {a.target: a for a in build.artifacts if a.compiled_from is None}
-    for r in rows:
-        if r.get("kind") != "tflite":
-            continue
-        art = by_target.get(r["target"])
-        if art is None:
-            r["file"] = None
-            notes.append(f"{r['target']}: scored in the table, but the build did not ship it (see the failures).")
-        elif art.sha256 != r.get("sha256"):
-            notes.append(
-                f"the {r['target']} artifact in the bundle differs from the conversion scored in the table "
-                f"(the converter was not deterministic); the artifact's own accuracy is in the manifest."
-            )
 
 
 class _Run:
@@ -363,6 +341,8 @@ class _Run:
         self.qat_model = None
         self.reference_top1 = 0.0
         self.float_top1 = 0.0
+        self._conversions: dict[tuple[str, tuple[str, ...]], Any] = {}  # (model key, float layers) -> Converted
+        self._chosen: tuple[str, Any] | None = None  # (target, Converted) the budget loop picked
 
     def _row(self, variant: str, model: Any, note: str = "", macs: int | None = None) -> dict[str, Any]:
         from edgekit.compress.evaluate import keras_row
@@ -452,7 +432,9 @@ class _Run:
         refusing = [p.name for p in int8 if not p.float_fallback]
 
         def convert(key: str, layers: Any) -> bytes:
-            return convert_model(models[key], profile, rep, float_fallback_layers=list(layers)).content
+            c = convert_model(models[key], profile, rep, float_fallback_layers=list(layers))
+            self._conversions[(key, tuple(layers))] = c
+            return c.content
 
         def score(content: bytes, label: str) -> dict[str, Any]:
             return tflite_row(f"{profile.name} {label} .tflite", content, self.held.x, self.held.y, num_classes=self.classes, target=profile.name)
@@ -489,31 +471,14 @@ class _Run:
             result.chosen, result.met = best, best.drop <= (self.rcp.max_accuracy_drop or 0.0)
             result.message += " Not applied: " + self.notes[-1]
             chosen = best
-        self._budget_profile = profile
-        self._budget_row = chosen.row
+        conv = self._conversions.get((chosen.model, tuple(chosen.float_layers)))
+        self._chosen = (profile.name, conv) if conv is not None else None
         return result, models[chosen.model], list(chosen.float_layers)
 
-    def target_rows(self, profiles: tuple[Any, ...], model: Any, rep: np.ndarray, fallback: list[str], budget: Any) -> list[dict[str, Any]]:
-        """One row per target artifact, scored through the interpreter (the budget's own conversion is reused)."""
-        from edgekit.compile.convert import convert_model
-        from edgekit.compress.evaluate import tflite_row
+    def chosen_conversion(self) -> dict[str, Any]:
+        """The budget loop's conversion of the model and layers the bundle is built with (target -> Converted).
 
-        rows = []
-        for p in profiles:
-            label = f"{p.name} {p.variant}" + (f" + {len(fallback)} float layer(s)" if fallback and p.quantization == "int8" else "") + " .tflite"
-            if budget is not None and p is getattr(self, "_budget_profile", None):
-                row = dict(self._budget_row)
-                row["variant"] = label
-                row["file"] = p.artifact
-                rows.append(row)
-                continue
-            with self.prog.task(f"{p.name}: converting and scoring ({p.variant})", 1) as task:
-                layers = fallback if p.quantization == "int8" and p.float_fallback else []
-                try:
-                    content = convert_model(model, p, rep, float_fallback_layers=layers).content
-                    rows.append(tflite_row(label, content, self.held.x, self.held.y, num_classes=self.classes, target=p.name))
-                    rows[-1]["file"] = p.artifact  # the build writes these same bytes there; checked after the build
-                except EdgekitError as e:  # the build records this target's failure; the others still ship
-                    self.notes.append(f"{p.name}: not scored: {e}")
-                task.advance()
-        return rows
+        It is the very conversion the build would make for that target, so the
+        build takes it instead of converting again.
+        """
+        return dict([self._chosen]) if self._chosen is not None else {}
