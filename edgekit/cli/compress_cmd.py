@@ -33,6 +33,7 @@ def compress(
         None, "--max-accuracy-drop", help="Top-1 points int8 may lose vs the original float model; error-prone layers stay float to meet it."
     ),
     targets: Optional[str] = typer.Option(None, "--targets", "-t", help="Comma-separated target names, e.g. cpu,gpu,edgetpu."),
+    device: Optional[str] = typer.Option(None, "--device", help="A device profile (rpi4, rpi5, jetson-nano, jetson-orin-nano, coral-usb, coral-devboard) or .toml: build its targets."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the split, sampling and fine-tuning."),
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Allow Lambda layers and custom objects (runs code from the file)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (progress and tables are left out)."),
@@ -62,6 +63,7 @@ def compress(
         out,
         recipe=recipe,
         targets=target_list,
+        device=device,
         preprocess=preprocess,
         overrides=overrides,
         allow_unsafe=allow_unsafe,

@@ -173,6 +173,7 @@ def compress(
     *,
     recipe: Recipe | str | Path | None = None,
     targets: list[str] | tuple[str, ...] | None = None,
+    device: str | Path | None = None,
     preprocess: Any = None,
     overrides: Mapping[str, Any] | None = None,
     allow_unsafe: bool = False,
@@ -187,6 +188,8 @@ def compress(
         out: the bundle folder to create (an earlier bundle there is replaced atomically).
         recipe: a :class:`Recipe`, a shipped recipe name or a .toml path; default ``default``.
         targets: target names (overrides the recipe's ``targets``).
+        device: a device profile name or .toml file: builds the device's targets (or checks that
+            every named target is one the device runs).
         preprocess: a preset name, JSON file, dict or PreprocessSpec; default: the model's sidecar.
         overrides: recipe fields to replace (the CLI flags); None values are ignored.
         allow_unsafe: allow Lambda layers / custom objects in the model file.
@@ -217,6 +220,11 @@ def compress(
     over = dict(overrides or {})
     if targets is not None:
         over["targets"] = tuple(targets)
+    if device is not None:
+        from edgekit.profiles import resolve_targets
+
+        # The device decides the targets unless they were named; named ones must be the device's.
+        over["targets"] = tuple(p.name for p in resolve_targets(over.get("targets"), device))
     rcp = resolve_recipe(recipe, over)
     prog = as_progress(progress)
     BundleWriter(out, overwrite=overwrite)  # refuses a non-bundle folder at `out` now, not after training
