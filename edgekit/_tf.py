@@ -7,6 +7,7 @@ keeps that invariant. Nothing on the device side may call this module.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from types import ModuleType
@@ -60,28 +61,23 @@ def tf() -> ModuleType:
     return tensorflow
 
 
+def _require(module: str, what: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingExtraError(f"{what} is not installed ({e}).", hint=f"Install the build side: {_INSTALL}") from e
+
+
 def tf_keras() -> ModuleType:
     """Return ``tf_keras`` (Keras 2), the Keras that tfmot supports."""
     tf()
-    try:
-        import tf_keras as _tf_keras
-    except ImportError as e:
-        raise MissingExtraError(
-            f"tf_keras is not installed ({e}).", hint=f"Install the build side: {_INSTALL}"
-        ) from e
-    return _tf_keras
+    return _require("tf_keras", "tf_keras")
 
 
 def keras3() -> ModuleType:
     """Return Keras 3 (the ``keras`` package), used only to read Keras 3 files."""
     tf()
-    try:
-        import keras
-    except ImportError as e:
-        raise MissingExtraError(
-            f"Keras 3 is not installed ({e}); it is needed to read Keras 3 .keras files.",
-            hint=f"Install the build side: {_INSTALL}",
-        ) from e
+    keras = _require("keras", "Keras 3 (needed to read Keras 3 .keras files)")
     if not keras.__version__.startswith("3"):
         raise MissingExtraError(
             f"the 'keras' package is version {keras.__version__}, expected 3.x to read Keras 3 files.",
@@ -93,11 +89,4 @@ def keras3() -> ModuleType:
 def tfmot() -> ModuleType:
     """Return ``tensorflow_model_optimization``."""
     tf_keras()
-    try:
-        import tensorflow_model_optimization as _tfmot
-    except ImportError as e:
-        raise MissingExtraError(
-            f"tensorflow-model-optimization is not installed ({e}).",
-            hint=f"Install the build side: {_INSTALL}",
-        ) from e
-    return _tfmot
+    return _require("tensorflow_model_optimization", "tensorflow-model-optimization")

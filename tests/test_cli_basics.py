@@ -76,3 +76,23 @@ def test_every_lazy_export_resolves():
         assert getattr(edgekit, name) is not None, name
     with pytest.raises(AttributeError):
         edgekit.no_such_thing  # noqa: B018
+
+
+def test_missing_extra_names_the_install_command():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow_model_optimization':\n"
+        "            raise ImportError('blocked for the test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from edgekit._tf import tfmot\n"
+        "from edgekit.errors import MissingExtraError\n"
+        "try:\n"
+        "    tfmot()\n"
+        "except MissingExtraError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "tensorflow-model-optimization is not installed" in out.stdout
+    assert 'pip install "edgekit[compress]"' in out.stdout
