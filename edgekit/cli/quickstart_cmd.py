@@ -55,7 +55,6 @@ def quickstart(
     jsonl = workdir / "predictions.jsonl"
     deployed = deploy(bundle, str(digits_dir()), target="auto", jsonl=jsonl, console=err_console)
     render_summary(deployed.to_dict())
-    console.print(f"one JSON line per image in {jsonl}")
     if deployed.error is not None:
         raise deployed.error
 
