@@ -20,6 +20,7 @@ kind of source, subclass :class:`Source` and add a branch there.
 """
 from __future__ import annotations
 
+import abc
 import functools
 import glob as _glob
 import logging
@@ -114,7 +115,7 @@ class ReconnectPolicy:
         return min(self.initial_delay * self.factor ** (attempt - 2), self.max_delay)
 
 
-class Source:
+class Source(abc.ABC):
     """Base class: iterate :meth:`frames`, read the counters, :meth:`close`."""
 
     name: str = ""
@@ -128,8 +129,9 @@ class Source:
         self.skipped_items: list[str] = []  # first few skipped files/frames, for the summary
         self._closed = threading.Event()
 
+    @abc.abstractmethod
     def frames(self) -> Iterator[Frame]:
-        raise NotImplementedError
+        """Yield frames until the source ends, is closed, or gives up."""
 
     def close(self) -> None:
         """Stop producing frames (safe from a signal handler or another thread)."""
