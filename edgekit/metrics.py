@@ -6,6 +6,15 @@ class that has no prediction (precision) or no sample (recall).
 
     m = classification_metrics(y_true, scores)       # scores: (N, C) or labels: (N,)
     print(m["top1"], m["macro_f1"])
+    probs = class_probabilities(raw, "logits")        # raw model outputs -> (N, C) probabilities
+
+:func:`class_probabilities` is the one rule, shared by the device pipeline and
+the build side's evaluation, that turns a model's raw outputs into one
+probability per class. A model with a single output unit is a binary
+classifier (e.g. ``Dense(1, activation="sigmoid")``): its output is the
+probability (or logit) of class index 1, the positive class. With class
+folders sorted by name, as ``image_dataset_from_directory`` sorts them, that
+is the second folder (``cats``/``dogs`` -> ``dogs``).
     print(size_report("bundle/model_cpu.tflite"))   # {'bytes': ..., 'gzip_bytes': ...}
 """
 from __future__ import annotations
@@ -19,9 +28,70 @@ import numpy as np
 from edgekit.errors import DataError
 
 
+OUTPUT_KINDS = ("logits", "probabilities")
+
+
+def output_classes(num_outputs: int) -> int:
+    """How many classes a classifier with ``num_outputs`` output units scores: one unit (sigmoid) scores 2."""
+    return 2 if int(num_outputs) == 1 else int(num_outputs)
+
+
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = z - np.max(z, axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow for large |z|."""
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype if z.dtype.kind == "f" else np.float64)
+
+
+def class_probabilities(raw: np.ndarray, output: str) -> np.ndarray:
+    """A model's raw output row(s) -> one probability per class.
+
+    K >= 2 outputs: softmax when ``output`` is "logits", else as they are.
+    One output (a binary classifier): sigmoid when "logits", then ``p`` is
+    class 1's probability and the row becomes ``[1 - p, p]``.
+
+    Args:
+        raw: (K,) one row or (N, K) rows of model outputs (dequantized float).
+        output: the preprocessing spec's ``output``, "logits" or "probabilities".
+
+    Returns:
+        (C,) or (N, C) probabilities, C = :func:`output_classes` (K).
+
+    Raises:
+        ConfigError: ``output`` is not one of :data:`OUTPUT_KINDS`.
+        DataError: ``raw`` is not 1-D or 2-D, or has no outputs.
+
+    Example:
+        >>> class_probabilities(np.array([0.0], np.float32), "logits").tolist()
+        [0.5, 0.5]
+    """
+    if output not in OUTPUT_KINDS:
+        from edgekit.errors import ConfigError
+
+        raise ConfigError(f"Expected output to be one of {', '.join(OUTPUT_KINDS)}. Received: {output!r}.")
+    a = np.asarray(raw)
+    if a.ndim not in (1, 2) or a.shape[-1] == 0:
+        raise DataError(f"model outputs must be (K,) or (N, K) with K >= 1; received shape {a.shape}.")
+    if a.shape[-1] == 1:
+        p = sigmoid(a) if output == "logits" else a
+        return np.concatenate([1 - p, p], axis=-1)
+    return softmax(a) if output == "logits" else a
+
+
 def predicted_labels(scores_or_labels: np.ndarray) -> np.ndarray:
     """(N, C) scores -> argmax labels; (N,) integer labels pass through."""
     a = np.asarray(scores_or_labels)
+    if a.ndim == 2 and a.shape[1] == 1:
+        raise DataError(
+            "predictions have one score per sample (a single-output binary model); expected one score per class.",
+            hint="Convert the raw outputs with class_probabilities(raw, output) first.",
+        )
     if a.ndim == 2:
         return np.argmax(a, axis=1).astype(np.int64)
     if a.ndim == 1:

@@ -29,6 +29,7 @@ import numpy as np
 from edgekit.bundle import ArtifactEntry, Bundle, BundleWriter, Manifest, json_default, load_bundle
 from edgekit.compile.report import CompatReport
 from edgekit.errors import ConfigError, DataError, EdgekitError, TargetError
+from edgekit.metrics import output_classes
 from edgekit.preprocess import PreprocessSpec
 from edgekit.profiles import TargetProfile, resolve_targets
 
@@ -117,7 +118,8 @@ def _plan(
     for p in profiles:
         check_profile(p)
     shape, out_shape = model_io(model)
-    classes = int(out_shape[-1]) if out_shape and out_shape[-1] is not None else None
+    # One output unit is a binary (sigmoid) classifier: it scores 2 classes.
+    classes = output_classes(int(out_shape[-1])) if out_shape and out_shape[-1] is not None else None
     if isinstance(float_fallback_layers, str):
         raise ConfigError("float_fallback_layers must be a list of layer names, not one string.")
     fallback = tuple(float_fallback_layers)
@@ -236,7 +238,8 @@ def build_bundle(
         out: the bundle folder (replaced atomically if it is a bundle).
         model: the (compressed) tf_keras model, single input and output.
         spec: the :class:`~edgekit.preprocess.PreprocessSpec` (or its dict) the device must apply.
-        labels: class names, one per model output.
+        labels: class names, one per model output; 2 for a single-output (sigmoid) model,
+            whose output is the probability of ``labels[1]``.
         representative: float32 preprocessed samples for int8 calibration.
         targets: names, profile paths or profiles; ``None`` = the device's targets.
         device: a device name or profile path (its targets when ``targets`` is None).
@@ -312,7 +315,8 @@ def build_bundle(
                 source = _Source(float_model, float_reference, _float_recipe(recipe or {}))
             try:
                 built, report, versions, row = _build_target(
-                    w.path, profile, plan, source, step, check_x, bundle_hint=str(out), prebuilt=prebuilt.get(profile.name)
+                    w.path, profile, plan, source, step, check_x, bundle_hint=str(out), prebuilt=prebuilt.get(profile.name),
+                    output=spec.output,
                 )
             except EdgekitError as e:
                 _discard(w.path, profile)
@@ -457,6 +461,7 @@ def _build_target(
     *,
     bundle_hint: str,
     prebuilt: Any = None,
+    output: str = "probabilities",
 ) -> tuple[list[ArtifactEntry], CompatReport, dict[str, Any], dict[str, Any] | None]:
     from edgekit.compile.check import artifact_row, evaluate, io_info, load_interpreter, numeric_check
     from edgekit.compile.convert import convert_model
@@ -493,7 +498,9 @@ def _build_target(
     accuracy = row = None
     if plan.eval_x is not None and plan.eval_y is not None:
         step(f"{profile.name}: evaluating")
-        accuracy = _staged("evaluate", evaluate, interp, plan.eval_x, plan.eval_y, num_classes=plan.classes)
+        accuracy = _staged(
+            "evaluate", evaluate, interp, plan.eval_x, plan.eval_y, num_classes=plan.classes, output=output
+        )
         row = artifact_row(_row_label(profile, converted.float_fallback_layers), path, accuracy, target=profile.name)
         row["file"] = profile.artifact
     inp, outp = io_info(interp)

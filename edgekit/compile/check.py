@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ConfigError, TargetError, first_line
-from edgekit.metrics import classification_metrics
+from edgekit.metrics import class_probabilities, classification_metrics
 from edgekit.runtime.tensors import TensorInfo, run_batch
 
 
@@ -71,21 +71,37 @@ def keras_reference(model: Any, x: np.ndarray) -> np.ndarray:
 def check_output_kind(ref: np.ndarray, declared: str) -> None:
     """Refuse a preprocessing spec whose ``output`` contradicts what the model gives.
 
-    The device applies softmax only when the spec says ``"logits"``: logits
-    taken for probabilities give wrong scores, and probabilities taken for
-    logits are softmaxed twice (flattened towards uniform).
+    The device turns outputs into probabilities with
+    :func:`edgekit.metrics.class_probabilities`: softmax (or sigmoid for a
+    single output) only when the spec says ``"logits"``. Logits taken for
+    probabilities give wrong scores, and probabilities taken for logits are
+    squashed twice (flattened towards uniform).
+
+    A single (sigmoid) output is only refused when it is declared
+    probabilities but leaves [0, 1]: logits that all happen to fall in
+    [0, 1] cannot be told from probabilities by their values.
 
     Args:
-        ref: the model's outputs, (N, classes).
+        ref: the model's outputs, (N, K).
         declared: the spec's ``output``, "logits" or "probabilities".
 
     Raises:
         ConfigError: the spec's ``output`` does not match the outputs (the message says what to set).
     """
-    if ref.ndim != 2 or ref.shape[1] < 2 or len(ref) == 0 or not np.all(np.isfinite(ref)):
-        return  # nothing to tell softmax from logits by
+    if ref.ndim != 2 or ref.shape[1] < 1 or len(ref) == 0 or not np.all(np.isfinite(ref)):
+        return  # nothing to tell probabilities from logits by
+    in_unit = bool(np.all(ref >= -1e-6) and np.all(ref <= 1 + 1e-6))
+    if ref.shape[1] == 1:
+        if declared == "probabilities" and not in_unit:
+            raise ConfigError(
+                f"the preprocessing spec says output='probabilities' but the model's single output is not a probability "
+                f"(on {len(ref)} samples: values {float(ref.min()):.3g}..{float(ref.max()):.3g}; expected values in [0, 1]).",
+                hint="Set the spec's output='logits' (the device then applies sigmoid), or end the model with "
+                "Dense(1, activation='sigmoid').",
+            )
+        return
     sums = ref.sum(axis=1)
-    softmaxed = bool(np.all(ref >= -1e-6) and np.all(ref <= 1 + 1e-6) and np.allclose(sums, 1.0, atol=1e-3))
+    softmaxed = in_unit and bool(np.allclose(sums, 1.0, atol=1e-3))
     if declared == "probabilities" and not softmaxed:
         raise ConfigError(
             f"the preprocessing spec says output='probabilities' but the model's outputs are not probabilities "
@@ -136,9 +152,15 @@ def numeric_check(
     }
 
 
-def evaluate(interp: Any, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = None) -> dict[str, Any]:
-    """Classification metrics of the artifact on a labelled, preprocessed set."""
-    return classification_metrics(y, run_batch(interp, x), num_classes=num_classes)
+def evaluate(
+    interp: Any, x: np.ndarray, y: np.ndarray, *, num_classes: int | None = None, output: str = "probabilities"
+) -> dict[str, Any]:
+    """Classification metrics of the artifact on a labelled, preprocessed set.
+
+    Outputs become probabilities with :func:`edgekit.metrics.class_probabilities`,
+    exactly as the device pipeline does; ``output`` is the spec's "logits" or "probabilities".
+    """
+    return classification_metrics(y, class_probabilities(run_batch(interp, x), output), num_classes=num_classes)
 
 
 def artifact_row(variant: str, path: str | Path, metrics: dict[str, Any], *, target: str, note: str = "") -> dict[str, Any]:

@@ -14,20 +14,31 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.metrics import classification_metrics
+from edgekit.metrics import class_probabilities, classification_metrics
 
 ROW_KEYS = ("variant", "kind", "target", "top1", "macro_precision", "macro_recall", "macro_f1", "n", "bytes", "gzip_bytes", "params", "nonzero_params", "macs")
 
 
-def _metrics(y: np.ndarray, scores: np.ndarray, num_classes: int) -> dict[str, Any]:
-    m = classification_metrics(y, scores, num_classes=num_classes)
+def _metrics(y: np.ndarray, scores: np.ndarray, num_classes: int, output: str) -> dict[str, Any]:
+    m = classification_metrics(y, class_probabilities(scores, output), num_classes=num_classes)
     return {k: m[k] for k in ("top1", "macro_precision", "macro_recall", "macro_f1", "n")}
 
 
 def keras_row(
-    variant: str, model: Any, x: np.ndarray, y: np.ndarray, *, num_classes: int, note: str = "", macs: int | None = None
+    variant: str,
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    num_classes: int,
+    note: str = "",
+    macs: int | None = None,
+    output: str = "probabilities",
 ) -> dict[str, Any]:
     """Evaluate a tf_keras model; sizes are its weights as float32 bytes, raw and gzipped.
+
+    ``output`` ("logits" | "probabilities") says how outputs become class
+    probabilities (:func:`edgekit.metrics.class_probabilities`, as on the device).
 
     gzip of the weights shows what unstructured sparsity saves before any
     conversion (zeros compress; a dense float32 kernel barely does).
@@ -41,7 +52,7 @@ def keras_row(
         "variant": variant,
         "kind": "keras",
         "target": None,
-        **_metrics(y, scores, num_classes),
+        **_metrics(y, scores, num_classes, output),
         "bytes": len(blob),
         "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
         "params": int(sum(np.size(w) for w in _deployed_weights(model))),
@@ -64,7 +75,17 @@ def _deployed_weights(model: Any) -> list[np.ndarray]:
     return out
 
 
-def tflite_row(variant: str, content: bytes, x: np.ndarray, y: np.ndarray, *, num_classes: int, target: str, note: str = "") -> dict[str, Any]:
+def tflite_row(
+    variant: str,
+    content: bytes,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    num_classes: int,
+    target: str,
+    note: str = "",
+    output: str = "probabilities",
+) -> dict[str, Any]:
     """Evaluate ``.tflite`` bytes through the interpreter (written to a temp file outside any bundle).
 
     The row format is :func:`edgekit.compile.check.artifact_row`'s, the one
@@ -76,7 +97,7 @@ def tflite_row(variant: str, content: bytes, x: np.ndarray, y: np.ndarray, *, nu
         path = Path(tmp) / f"{target}.tflite"
         path.write_bytes(content)
         interp = load_interpreter(path, target=target)
-        m = evaluate(interp, x, y, num_classes=num_classes)
+        m = evaluate(interp, x, y, num_classes=num_classes, output=output)
         return artifact_row(variant, path, m, target=target, note=note)
 
 

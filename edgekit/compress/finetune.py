@@ -47,7 +47,8 @@ def fine_tune(
 
     Args:
         model: a tf_keras model (possibly wrapped by tfmot).
-        output_kind: "probabilities" or "logits": what the model's output is.
+        output_kind: "probabilities" or "logits": what the model's output is. A model
+            with one output unit trains with binary cross-entropy (label 1 = positive class).
         teacher: distil from the original model when given.
         callbacks: extra Keras callbacks (e.g. tfmot's UpdatePruningStep).
     """
@@ -57,14 +58,16 @@ def fine_tune(
     if epochs <= 0:
         return {}
     keras.utils.set_random_seed(seed)
+    binary = int(model.outputs[0].shape[-1]) == 1  # a sigmoid-style binary classifier
     loss = make_loss(
         output_kind,
         distill=teacher is not None,
         temperature=teacher.temperature if teacher else 1.0,
         alpha=teacher.alpha if teacher else 0.0,
+        binary=binary,
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    targets = pack_targets(y, teacher.logp if teacher else None)
+    targets = pack_targets(y, teacher.logp if teacher else None, binary=binary)
     progress = progress or NullProgress()
     total = epochs * steps_per_epoch(len(x), batch_size)
     # Not under quiet_native_logs: that silences fd 2, where the progress bar is drawn.

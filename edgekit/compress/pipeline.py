@@ -156,13 +156,15 @@ def _spec_from_obj(data: Any, where: str) -> tuple[Any, list[str] | None]:
 
 
 def model_output_kind(model: Any) -> str:
-    """"probabilities" when the model ends in a softmax, else "logits"."""
+    """"probabilities" when the model ends in a softmax, or in a sigmoid on a single output; else "logits"."""
     last = model.layers[-1]
     kind = type(last).__name__
     if kind == "Softmax":
         return "probabilities"
     act = getattr(last, "activation", None)
     name = getattr(act, "__name__", None)
+    if name == "sigmoid" and int(model.outputs[0].shape[-1]) == 1:
+        return "probabilities"  # a binary classifier: its one output is P(class 1)
     return "probabilities" if name == "softmax" else "logits"
 
 
@@ -232,6 +234,13 @@ def compress(
     loaded = load_model(model_path, allow_unsafe=allow_unsafe)
     spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
     output_kind = model_output_kind(loaded.model)
+    if spec.output != output_kind and loaded.num_outputs == 1:
+        # Unlike softmax rows, a single output's values cannot show the mismatch later: refuse it now.
+        raise ConfigError(
+            f"the preprocessing spec ({spec_source}) says the model outputs {spec.output}, but its single output "
+            f"gives {output_kind}; the device would {'apply sigmoid twice' if output_kind == 'probabilities' else 'take logits for probabilities'}.",
+            hint=f"Set the spec's output={output_kind!r}.",
+        )
     if spec.output != output_kind:
         notes.append(
             f"the preprocessing spec says the model outputs {spec.output}, but its last layer gives {output_kind}; "
@@ -355,7 +364,9 @@ class _Run:
     def _row(self, variant: str, model: Any, note: str = "", macs: int | None = None) -> dict[str, Any]:
         from edgekit.compress.evaluate import keras_row
 
-        return keras_row(variant, model, self.held.x, self.held.y, num_classes=self.classes, note=note, macs=macs)
+        return keras_row(
+            variant, model, self.held.x, self.held.y, num_classes=self.classes, note=note, macs=macs, output=self.output_kind
+        )
 
     def _teacher(self) -> Any:
         if not self.rcp.distill:
@@ -445,7 +456,10 @@ class _Run:
             return c.content
 
         def score(content: bytes, label: str) -> dict[str, Any]:
-            return tflite_row(f"{profile.name} {label} .tflite", content, self.held.x, self.held.y, num_classes=self.classes, target=profile.name)
+            return tflite_row(
+                f"{profile.name} {label} .tflite", content, self.held.x, self.held.y,
+                num_classes=self.classes, target=profile.name, output=self.output_kind,
+            )  # fmt: skip
 
         try:
             return self._fit(profile, refusing, convert, score, main_key, models, errors)

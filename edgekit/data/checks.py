@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from edgekit.data.dataset import Dataset
 from edgekit.errors import DataError
+from edgekit.metrics import output_classes
 
 _SHOWN = 5
 
@@ -12,7 +13,9 @@ def check_labels(ds: Dataset, num_outputs: int, *, min_per_class: int = 2) -> di
 
     Args:
         ds: a labelled data set.
-        num_outputs: the model's number of output classes.
+        num_outputs: the model's number of output units: one per class, or 1 for a
+            binary (sigmoid) model, whose output is the probability of class index 1
+            (class folders sort by name, so the second folder is the positive class).
         min_per_class: fewest samples a class may have (2 lets a stratified
             split put it in both parts).
 
@@ -21,7 +24,7 @@ def check_labels(ds: Dataset, num_outputs: int, *, min_per_class: int = 2) -> di
 
     Raises:
         DataError: unlabelled data, a class count that differs from
-            ``num_outputs``, a label out of range, or a class with too few
+            ``num_outputs`` (2 when it is 1), a label out of range, or a class with too few
             samples (named, with its count).
 
     Example:
@@ -34,16 +37,22 @@ def check_labels(ds: Dataset, num_outputs: int, *, min_per_class: int = 2) -> di
             f"data set {ds.source} is unlabelled; expected labels (one subfolder per class, or 'y' in the .npz)."
         )
     k = len(ds.class_names)
-    if k != num_outputs:
+    classes = output_classes(num_outputs)
+    if k != classes:
+        expected = (
+            "expected 2 classes for a single-output (sigmoid) model"
+            if num_outputs == 1
+            else "expected one class per output (or 2 classes for a single sigmoid output)"
+        )
         raise DataError(
-            f"data set {ds.source} has {k} classes {_names(ds.class_names)} but the model outputs {num_outputs} values; "
-            "expected one class per output.",
+            f"data set {ds.source} has {k} classes {_names(ds.class_names)} but the model outputs {num_outputs} "
+            f"value{'s' if num_outputs != 1 else ''}; {expected}.",
             hint="Use data with the model's classes, or pass class_names in the model's order.",
         )
-    if len(ds.y) and int(ds.y.max()) >= num_outputs:
+    if len(ds.y) and int(ds.y.max()) >= classes:
         raise DataError(
-            f"data set {ds.source} has label {int(ds.y.max())}; expected labels 0..{num_outputs - 1} for a model "
-            f"with {num_outputs} outputs."
+            f"data set {ds.source} has label {int(ds.y.max())}; expected labels 0..{classes - 1} for a model "
+            f"with {num_outputs} output{'s' if num_outputs != 1 else ''}."
         )
     counts = ds.class_counts()
     short = [(name, c) for name, c in counts.items() if c < min_per_class]

@@ -2,8 +2,10 @@
 
 preprocess (the manifest's :class:`~edgekit.preprocess.PreprocessSpec`, the
 same code the build side trained and evaluated with) → quantize with the
-artifact's scale/zero point → invoke → dequantize → softmax when the model
-emits logits → top-k with labels. Each stage is timed.
+artifact's scale/zero point → invoke → dequantize → per-class probabilities
+(:func:`edgekit.metrics.class_probabilities`: softmax, or sigmoid for a
+single-output binary model, when the model emits logits) → top-k with labels.
+Each stage is timed.
 
 Example::
 
@@ -27,7 +29,8 @@ from edgekit.errors import BundleError, ConfigError, DataError
 from edgekit.runtime.accelerators import Plan, device_prefs, open_plan
 from edgekit.runtime.backends import LoadedBackend, select_backend
 from edgekit.runtime.sources import Frame, Source, open_source
-from edgekit.runtime.tensors import TensorInfo, dequantize, quantize, softmax
+from edgekit.metrics import class_probabilities, output_classes
+from edgekit.runtime.tensors import TensorInfo, dequantize, quantize
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Prediction:
     """Scores for one input: top-k (label, probability), all scores, stage times in ms."""
 
     topk: list[tuple[str, float]]
-    scores: np.ndarray  # probabilities, one per label
+    scores: np.ndarray  # probabilities, one per label (a single-output model's p becomes [1 - p, p])
     timings: dict[str, float]  # preprocess, invoke, postprocess
 
     @property
@@ -147,9 +150,10 @@ class Predictor:
                 hint="Rebuild the bundle.",
             )
         n_out = int(np.prod(self.output.shape[1:]))
-        if n_out != len(self.labels):
+        if output_classes(n_out) != len(self.labels):
+            scores = " (a single output scores 2 classes)" if n_out == 1 else ""
             raise BundleError(
-                f"{self.plan.entry.file} has {n_out} outputs but the manifest lists {len(self.labels)} labels; "
+                f"{self.plan.entry.file} has {n_out} outputs{scores} but the manifest lists {len(self.labels)} labels; "
                 "the bundle is inconsistent.",
                 hint="Rebuild the bundle.",
             )
@@ -189,8 +193,8 @@ class Predictor:
         return self._postprocess(raw)
 
     def _postprocess(self, raw: np.ndarray) -> np.ndarray:
-        y = dequantize(raw, self.output).reshape(-1)
-        return softmax(y) if self.spec.output == "logits" else y
+        # The same rule as the build side's evaluation, so deploy scores what was measured.
+        return class_probabilities(dequantize(raw, self.output).reshape(-1), self.spec.output)
 
     def _topk(self, probs: np.ndarray) -> list[tuple[str, float]]:
         order = np.argsort(-probs, kind="stable")[: self.top_k]

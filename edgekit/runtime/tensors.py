@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.metrics import class_probabilities, softmax  # noqa: F401 - re-exported: the device's output rule
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -66,12 +68,6 @@ def dequantize(y: np.ndarray, info: TensorInfo) -> np.ndarray:
     if not info.quantized:
         return y.astype(np.float32, copy=False)
     return ((y.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
-
-
-def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = z - np.max(z, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def run_batch(interpreter: Any, x: np.ndarray) -> np.ndarray:
