@@ -43,7 +43,8 @@ def write(tmp_path, text, name="p.toml"):
 
 
 def test_builtins_are_listed_in_fixed_order():
-    assert list_targets() == ["cpu", "gpu", "edgetpu"]
+    # the built-ins first, in their fixed order; a target added as one more file follows
+    assert list_targets() == ["cpu", "gpu", "edgetpu", "cpu-fp32"]
     assert list_devices() == ["rpi4", "rpi5", "jetson-nano", "jetson-orin-nano", "coral-usb", "coral-devboard"]
 
 
@@ -232,6 +233,6 @@ def test_registry_rejects_a_file_whose_name_differs(tmp_path, monkeypatch):
             list_targets()
         (tmp_path / "other.toml").rename(tmp_path / "toy.toml")
         profiles._registry.cache_clear()
-        assert list_targets() == ["cpu", "gpu", "edgetpu", "toy"]  # a new file is a new target, after the built-ins
+        assert list_targets() == ["cpu", "gpu", "edgetpu", "cpu-fp32", "toy"]  # a new file is a new target, after the built-ins, by name
     finally:
         profiles._registry.cache_clear()

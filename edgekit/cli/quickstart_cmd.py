@@ -12,7 +12,8 @@ import typer
 
 from edgekit.cli._common import console, err_console, run_command
 
-QUICKSTART_TARGETS = ["cpu", "gpu", "edgetpu"]
+# cpu-fp32 is the float reference the benchmark reports its ratios against.
+QUICKSTART_TARGETS = ["cpu", "gpu", "edgetpu", "cpu-fp32"]
 
 
 @run_command
