@@ -200,3 +200,49 @@ def test_sigmoid_model_with_a_logits_spec_is_refused_before_training(tf_keras, b
     assert result.exit_code != 0
     assert "apply sigmoid twice" in " ".join(result.output.split())
     assert not (tmp_path / "b").exists()
+
+
+def test_build_bundle_refuses_a_sigmoid_model_declared_as_logits(tf_keras, binary_digits, tmp_path):
+    """Called directly, build_bundle must catch what compress catches: sigmoid applied twice on the device."""
+    from edgekit.compile import build_bundle
+    from edgekit.errors import ConfigError
+    from edgekit.preprocess import PreprocessSpec
+
+    tf_keras.utils.set_random_seed(0)
+    model = _tiny_binary_cnn(tf_keras, "sigmoid")  # untrained: outputs stay in (0, 1), values cannot tell
+    ds = load_dataset(binary_digits, DIGITS_SPEC, labelled=True)
+    spec = PreprocessSpec.from_dict({**DIGITS_SPEC.to_dict(), "output": "logits"})
+    with pytest.raises(ConfigError, match="output='logits'.*single output is probabilities"):
+        build_bundle(tmp_path / "b", model=model, spec=spec, labels=ds.class_names, representative=ds.x[:16], targets=["cpu-fp32"], progress=False)
+    assert not (tmp_path / "b").exists()
+
+
+def test_output_kind_is_read_past_reshaping_layers(tf_keras):
+    from edgekit.compile.check import model_output_kind
+
+    inp = tf_keras.Input((4, 4, 1))
+    x = tf_keras.layers.Flatten()(inp)
+    x = tf_keras.layers.Dense(1, activation="sigmoid")(x)
+    x = tf_keras.layers.Reshape((1,))(x)
+    assert model_output_kind(tf_keras.Model(inp, x)) == "probabilities"
+    logits = tf_keras.layers.Dense(1)(tf_keras.layers.Flatten()(inp))
+    assert model_output_kind(tf_keras.Model(inp, logits)) == "logits"
+
+
+def test_float_model_that_is_not_a_model_is_a_one_line_error(tf_keras, binary_digits, tmp_path):
+    from edgekit.compile import build_bundle
+    from edgekit.errors import ConfigError
+
+    model = _tiny_binary_cnn(tf_keras, "sigmoid")
+    ds = load_dataset(binary_digits, DIGITS_SPEC, labelled=True)
+    with pytest.raises(ConfigError, match="float_model must be a tf_keras model; received str"):
+        build_bundle(tmp_path / "b", model=model, float_model="model.keras", spec=DIGITS_SPEC, labels=ds.class_names, representative=ds.x[:16], targets=["gpu"], progress=False)
+
+
+def test_output_kind_sees_through_tfmot_wrappers(tf_keras):
+    from edgekit._tf import tfmot
+    from edgekit.compile.check import model_output_kind
+
+    model = _tiny_binary_cnn(tf_keras, "sigmoid")
+    assert model_output_kind(tfmot().quantization.keras.quantize_model(model)) == "probabilities"
+    assert model_output_kind(tfmot().quantization.keras.quantize_model(_tiny_binary_cnn(tf_keras, None))) == "logits"

@@ -282,7 +282,7 @@ def build_bundle(
         for a in result.artifacts:
             print(a.target, a.file, a.accuracy["top1"])
     """
-    from edgekit.compile.check import check_output_kind, keras_reference
+    from edgekit.compile.check import check_output_kind, keras_reference, model_output_kind
 
     start = time.perf_counter()
     spec = _as_spec(spec)
@@ -298,6 +298,14 @@ def build_bundle(
     check_x = _check_inputs(plan)
     reference = keras_reference(model, check_x)
     check_output_kind(reference, spec.output)
+    if reference.shape[-1] == 1 and model_output_kind(model) != spec.output:
+        # A single output's values cannot reveal a sigmoid declared as logits
+        # (the device would apply sigmoid twice): the architecture decides.
+        raise ConfigError(
+            f"the preprocessing spec says output={spec.output!r} but the model's single output "
+            f"is {model_output_kind(model)} (read from its last layer).",
+            hint=f"Set the spec's output={model_output_kind(model)!r}.",
+        )
     uses_float = float_model is not None and any(p.quantization != "int8" for p in plan.targets)
     float_reference = keras_reference(float_model, check_x) if uses_float else None
     writer = BundleWriter(out, overwrite=overwrite)
@@ -397,6 +405,8 @@ def _check_float_model(model: Any, float_model: Any) -> None:
     """
     from edgekit.compile.convert import model_io
 
+    if not hasattr(float_model, "inputs") or not hasattr(float_model, "layers"):
+        raise ConfigError(f"float_model must be a tf_keras model; received {type(float_model).__name__}.")
     want, got = model_io(model), model_io(float_model)
     if (want[0], tuple(want[1])[1:]) != (got[0], tuple(got[1])[1:]):
         raise ConfigError(

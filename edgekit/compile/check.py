@@ -68,6 +68,38 @@ def keras_reference(model: Any, x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x, batch_size=32, verbose=0), dtype=np.float32)
 
 
+# Layers that only move values around: what a model emits is decided before them.
+_SHAPE_ONLY = frozenset({"Flatten", "Reshape", "Dropout", "SpatialDropout2D", "Permute"})
+
+
+def model_output_kind(model: Any) -> str:
+    """"probabilities" when the model ends in a softmax, or in a sigmoid on a single output; else "logits".
+
+    Read from the architecture, walking back past layers that only reshape,
+    because a single output's values cannot tell a sigmoid from a logit.
+    """
+    last = model.layers[-1]
+    while type(last).__name__ in _SHAPE_ONLY or (
+        type(last).__name__ == "Activation" and getattr(last.activation, "__name__", None) == "linear"
+    ):
+        parents = last.inbound_nodes[0].inbound_layers if last.inbound_nodes else []
+        parents = parents if isinstance(parents, list) else [parents]
+        if len(parents) != 1:
+            break
+        last = parents[0]
+    while hasattr(last, "layer"):  # tfmot's QuantizeWrapper / PruneLowMagnitude hold the real layer
+        last = last.layer
+    if type(last).__name__ == "Softmax":
+        return "probabilities"
+    activation = getattr(last, "activation", None)
+    # QAT swaps the activation for a QuantizeAwareActivation that keeps the original.
+    activation = getattr(activation, "activation", activation)
+    name = getattr(activation, "__name__", None)
+    if name == "sigmoid" and int(model.outputs[0].shape[-1]) == 1:
+        return "probabilities"  # a binary classifier: its one output is P(class 1)
+    return "probabilities" if name == "softmax" else "logits"
+
+
 def check_output_kind(ref: np.ndarray, declared: str) -> None:
     """Refuse a preprocessing spec whose ``output`` contradicts what the model gives.
 

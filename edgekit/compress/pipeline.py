@@ -111,6 +111,8 @@ def resolve_preprocess(model_path: str | Path, loaded: Any, preprocess: Any = No
         spec, labels = _spec_from_obj(preprocess, "the preprocess argument")
         source = "argument"
     elif str(preprocess) in list_presets():
+        from edgekit.compile.check import model_output_kind
+
         spec = PreprocessSpec.from_preset(str(preprocess), (h, w), channels=c, output=model_output_kind(loaded.model))
         source = f"preset {preprocess}"
     else:
@@ -155,19 +157,6 @@ def _spec_from_obj(data: Any, where: str) -> tuple[Any, list[str] | None]:
         raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
 
 
-def model_output_kind(model: Any) -> str:
-    """"probabilities" when the model ends in a softmax, or in a sigmoid on a single output; else "logits"."""
-    last = model.layers[-1]
-    kind = type(last).__name__
-    if kind == "Softmax":
-        return "probabilities"
-    act = getattr(last, "activation", None)
-    name = getattr(act, "__name__", None)
-    if name == "sigmoid" and int(model.outputs[0].shape[-1]) == 1:
-        return "probabilities"  # a binary classifier: its one output is P(class 1)
-    return "probabilities" if name == "softmax" else "logits"
-
-
 def compress(
     model_path: str | Path,
     data: str | Path,
@@ -190,8 +179,9 @@ def compress(
         out: the bundle folder to create (an earlier bundle there is replaced atomically).
         recipe: a :class:`Recipe`, a shipped recipe name or a .toml path; default ``default``.
         targets: target names (overrides the recipe's ``targets``).
-        device: a device profile name or .toml file: builds the device's targets (or checks that
-            every named target is one the device runs).
+        device: a device profile name or .toml file: builds the device's targets in its order,
+            replacing the recipe's ``targets``; with ``targets`` given too, every one of them
+            must be a target the device runs.
         preprocess: a preset name, JSON file, dict or PreprocessSpec; default: the model's sidecar.
         overrides: recipe fields to replace (the CLI flags); None values are ignored.
         allow_unsafe: allow Lambda layers / custom objects in the model file.
@@ -213,6 +203,7 @@ def compress(
     """
     from edgekit.bundle import BundleWriter
     from edgekit.compile.build import build_bundle, check_build_request
+    from edgekit.compile.check import model_output_kind
     from edgekit.data import check_labels, load_dataset, split_dataset
     from edgekit.intake import load_model
 
