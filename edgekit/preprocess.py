@@ -294,14 +294,22 @@ class PreprocessSpec:
         return (*self.input_size, self.channels)
 
     @functools.cached_property
-    def _consts(self) -> tuple[np.float32, np.ndarray, np.ndarray]:
+    def _consts(self) -> tuple[np.float32, np.ndarray | None, np.ndarray | None]:
         # cached_property writes straight into __dict__, so it works on a frozen
         # dataclass; computing these once keeps the per-frame cost to the math.
-        return (
-            np.float32(self.scale),
-            np.asarray(self.mean, dtype=np.float32),
-            np.asarray(self.std, dtype=np.float32),
-        )
+        # Mean and std are tiled to a whole image row (W*C values): numpy's
+        # inner loop then runs over the row instead of over 3 channels, ~10x
+        # faster for per-channel (ImageNet) values, with bit-identical results.
+        # A zero mean or unit std is skipped: x - 0 and x / 1 change nothing.
+        w, c = self.input_size[1], self.channels
+
+        def row(values: tuple[float, ...], neutral: float) -> np.ndarray | None:
+            if all(v == neutral for v in values):
+                return None
+            per_channel = np.broadcast_to(np.asarray(values, dtype=np.float32), (c,))
+            return np.tile(per_channel, w)
+
+        return np.float32(self.scale), row(self.mean, 0.0), row(self.std, 1.0)
 
     def apply(self, image: np.ndarray, *, input_order: str = "bgr") -> np.ndarray:
         """Preprocess one uint8 image into the model's float32 (H, W, C) input.
@@ -328,12 +336,14 @@ class PreprocessSpec:
         """
         _choice("input_order", input_order, INPUT_ORDERS)
         pixels = self._resize(self._convert(_check_image(image), input_order))
-        scale, mean, std = self._consts
-        x = pixels.astype(np.float32).reshape(self.shape)
-        np.multiply(x, scale, out=x)
-        np.subtract(x, mean, out=x)
-        np.divide(x, std, out=x)
-        return x
+        scale, mean_row, std_row = self._consts
+        x = np.multiply(pixels, scale, dtype=np.float32)
+        rows = x.reshape(self.input_size[0], -1)  # a view: H rows of W*C values
+        if mean_row is not None:
+            np.subtract(rows, mean_row, out=rows)
+        if std_row is not None:
+            np.divide(rows, std_row, out=rows)
+        return x.reshape(self.shape)
 
     def apply_batch(self, images: np.ndarray | Iterable[np.ndarray], *, input_order: str = "bgr") -> np.ndarray:
         """Preprocess many images (any sizes) into one float32 (N, H, W, C) array.

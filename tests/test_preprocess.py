@@ -368,3 +368,18 @@ def test_preprocess_and_data_import_no_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1797", "(28,", "28,", "1)"]
+
+
+@pytest.mark.parametrize("preset", ["unit", "raw", "symmetric", "imagenet"])
+def test_apply_is_bit_identical_to_the_step_by_step_definition(preset):
+    """The row-tiled fast path must equal (px * scale - mean) / std computed channel by channel."""
+    import skimage.data
+
+    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])  # BGR, as OpenCV reads it
+    spec = PreprocessSpec.from_preset(preset, (96, 128), channels=3)
+    import cv2
+
+    px = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (128, 96), interpolation=cv2.INTER_LINEAR_EXACT)
+    ref = px.astype(np.float32) * np.float32(spec.scale)
+    ref = (ref - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    np.testing.assert_array_equal(spec.apply(img), ref)
