@@ -169,7 +169,7 @@ def binary(out: Path, config: Any) -> dict[str, Any]:
     bundle = write_bundle(
         out / "binary_cnn_bundle",
         [("cpu", "fp32", fp32, None, None), ("cpu", "int8", int8, None, None)],
-        spec=spec, labels=["positive"], source_model={"name": "binary_cnn_150", "sha256": "", "format": "tf_keras"},
+        spec=spec, labels=["negative", "positive"], source_model={"name": "binary_cnn_150", "sha256": "", "format": "tf_keras"},
     )
     result = _bench(bundle, out, "binary_cnn", config)
     f32, i8 = _row(result, "cpu:fp32"), _row(result, "cpu:int8")
