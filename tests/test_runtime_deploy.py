@@ -94,7 +94,7 @@ def test_deploy_an_image_folder_of_photos_and_digits(bundle, tmp_path):
     out = tmp_path / "mixed.jsonl"
     r = runner.invoke(app, ["deploy", str(bundle), "--source", str(folder), "--target", "cpu", "--jsonl", str(out)])
     assert r.exit_code == 0, r.output
-    assert "14 frames from" in r.stdout and "ended by end" in r.stdout
+    assert "14 frames from" in r.stdout and "the source ended" in r.stdout
     records = rf.read_jsonl(out)
     assert len(records) == 14
     by_name = {Path(rec["source"]).name: rec for rec in records}
@@ -249,7 +249,7 @@ def test_full_disk_through_the_cli_prints_summary_then_one_error(bundle, photo_v
     assert r.exit_code == 2
     line = _one_error_line(r)
     assert "the disk holding /dev/full is full; the 0 lines written before are kept" in line
-    assert "ended by error" in r.stderr
+    assert "stopped by an error" in r.stderr
 
 
 # -------------------------------------------------------------------- signals
@@ -298,7 +298,7 @@ def test_ctrl_c_in_process_stops_with_summary_and_exit_130(bundle, tmp_path):
         r = runner.invoke(app, ["deploy", str(bundle), "--source", server.url, "--jsonl", str(out)])
         t.join(5)
     assert r.exit_code == 130, r.output
-    assert "ended by SIGINT" in r.stdout
+    assert "stopped by Ctrl-C" in r.stdout
     assert len(rf.read_jsonl(out)) >= 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 

@@ -100,6 +100,16 @@ class _ConsoleLogHandler(logging.Handler):
             err_console.print(f"[dim]{msg}[/]", soft_wrap=True)
 
 
+_STOPPED = {
+    "end": "the source ended",
+    "max_frames": "stopped at --max-frames",
+    "SIGINT": "stopped by Ctrl-C",
+    "SIGTERM": "stopped by SIGTERM",
+    "window": "the window was closed",
+    "error": "stopped by an error",
+}
+
+
 def render_summary(d: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -108,7 +118,7 @@ def render_summary(d: dict[str, Any]) -> None:
     out.print(
         f"[bold]{d['frames']}[/] frames from {d['source']} in {d['elapsed_s']:.1f} s: "
         f"[bold]{d['fps']:.1f} fps[/], {d['dropped']} dropped, {d['skipped']} skipped; "
-        f"{plan['file']} on {plan['via']}; ended by {d['stopped_by']}.",
+        f"{plan['file']} on {plan['via']}; {_STOPPED.get(d['stopped_by'], 'stopped by ' + str(d['stopped_by']))}.",
         soft_wrap=True,
     )
     table = Table(title="latency per frame (ms)")
