@@ -7,14 +7,14 @@ needed); the HTML embeds that plot as a base64 PNG, so the file travels alone
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import os
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ConfigError, MissingExtraError
+from edgekit.bench.schema import write_output
+from edgekit.errors import MissingExtraError
 
 _STAGE_ORDER = ("capture", "preprocess", "invoke", "postprocess")
 
@@ -268,24 +268,9 @@ def plot_png(result: dict[str, Any]) -> bytes:
         plt.close(fig)
 
 
-def _write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.partial")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    except OSError as e:
-        raise ConfigError(f"cannot write {p}: {e.strerror or e}.", hint="Choose a writable path.") from e
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    return p
-
-
 def plot_latency(result: dict[str, Any], path: str | os.PathLike[str], *, png: bytes | None = None) -> Path:
     """Write :func:`plot_png` (or the given ``png``) to ``path``, atomically."""
-    return _write_atomic(path, png if png is not None else plot_png(result))
+    return write_output(path, png if png is not None else plot_png(result))
 
 
 # -------------------------------------------------------------------- html
@@ -359,4 +344,4 @@ def html_report(result: dict[str, Any], *, plot: bytes | None = None) -> str:
 
 def write_html(result: dict[str, Any], path: str | os.PathLike[str], *, plot: bytes | None = None) -> Path:
     """Write :func:`html_report` to ``path`` (atomically)."""
-    return _write_atomic(path, html_report(result, plot=plot).encode("utf-8"))
+    return write_output(path, html_report(result, plot=plot).encode("utf-8"))

@@ -92,7 +92,6 @@ A result row:
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -399,15 +398,16 @@ def is_result_file(path: str | os.PathLike[str]) -> bool:
 def save_result(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a validated result as JSON, atomically (a temp file beside it, then rename)."""
     validate(doc)
+    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    return write_output(path, data, what="bench result", hint="Choose a writable --output path.")
+
+
+def write_output(path: str | os.PathLike[str], data: bytes, *, what: str = "", hint: str = "Choose a writable path.") -> Path:
+    """Write one of the bench's output files atomically; an OSError becomes a one-line ConfigError."""
+    from edgekit.bundle import write_bytes_atomic
+
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.partial")
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+        return write_bytes_atomic(p, data)
     except OSError as e:
-        raise ConfigError(f"cannot write bench result {p}: {e.strerror or e}.", hint="Choose a writable --output path.") from e
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    return p
+        raise ConfigError(f"cannot write {what + ' ' if what else ''}{p}: {e.strerror or e}.", hint=hint) from e

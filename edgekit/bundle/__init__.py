@@ -11,6 +11,7 @@ from edgekit.bundle.store import (
     load_bundle,
     sha256_file,
     verify_bundle,
+    write_bytes_atomic,
     write_json_atomic,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "load_bundle",
     "sha256_file",
     "verify_bundle",
+    "write_bytes_atomic",
     "write_json_atomic",
 ]

@@ -7,6 +7,7 @@ the same path (it is swapped out only after the new one is complete).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -107,16 +108,31 @@ def json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def write_json_atomic(path: str | os.PathLike[str], payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically: a reader sees the old file or the new one, never half."""
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half.
+
+    The bytes go to a hidden temporary file beside ``path``, are fsynced, and
+    replace ``path`` in one rename; the temporary file never outlives a failure.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=False, default=json_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically (see :func:`write_bytes_atomic`)."""
+    text = json.dumps(payload, indent=2, sort_keys=False, default=json_default) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _swap_into_place(staged: Path, dest: Path) -> None:
