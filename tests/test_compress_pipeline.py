@@ -58,17 +58,35 @@ def built(trained, tmp_path_factory):
 
 
 def _count_conversions(mp) -> list[tuple[str, bool]]:
-    """Record (target, whether the model has QAT fake-quant layers) for every convert_model call (the real one runs)."""
+    """Record (target, whether the model has QAT fake-quant layers) for every real conversion step that runs.
+
+    A step is a calibration ("calibrate" + the target asking), an int8 quantization, or a float conversion;
+    the real functions run.
+    """
     import edgekit.compile.convert as convert_mod
 
     calls: list[tuple[str, bool]] = []
-    real = convert_mod.convert_model
 
-    def spy(model, profile, *args, **kwargs):
-        calls.append((profile.name, any(type(l).__name__.startswith("Quantize") for l in model.layers)))
-        return real(model, profile, *args, **kwargs)
+    def qat(model):
+        return any(type(l).__name__.startswith("Quantize") for l in model.layers)
 
-    mp.setattr(convert_mod, "convert_model", spy)
+    real_cal, real_q, real_f = convert_mod._calibrate, convert_mod._quantize, convert_mod._convert_float
+
+    def cal(model, profile, *args, **kwargs):
+        calls.append((f"calibrate for {profile.name}", qat(model)))
+        return real_cal(model, profile, *args, **kwargs)
+
+    def quantize(calibrated, profile, *args, **kwargs):
+        calls.append((profile.name, None))
+        return real_q(calibrated, profile, *args, **kwargs)
+
+    def flt(model, profile, *args, **kwargs):
+        calls.append((profile.name, qat(model)))
+        return real_f(model, profile, *args, **kwargs)
+
+    mp.setattr(convert_mod, "_calibrate", cal)
+    mp.setattr(convert_mod, "_quantize", quantize)
+    mp.setattr(convert_mod, "_convert_float", flt)
     return calls
 
 
@@ -136,12 +154,20 @@ def test_each_target_is_converted_once(built):
     out, payload, conversions = built
     comp = json.loads((out / "reports" / "compression.json").read_text())
     attempts = comp["budget"]["attempts"]
-    # cpu: only the budget loop's conversions (the chosen one ships as is); gpu: one, from the model before QAT
-    assert [c for c in conversions if c[0] == "cpu"] == [("cpu", a["model"] == "qat") for a in attempts]
+    # cpu: only the budget loop's conversions (the chosen one ships as is): one calibration per model
+    # tried, one quantization per attempt; gpu: one, from the model before QAT
+    models = list(dict.fromkeys(a["model"] for a in attempts))
+    assert [c for c in conversions if c[0] == "calibrate for cpu"] == [("calibrate for cpu", m == "qat") for m in models]
+    assert [c for c in conversions if c[0] == "cpu"] == [("cpu", None)] * len(attempts)
     assert [c for c in conversions if c[0] == "gpu"] == [("gpu", False)]
     m = load_bundle(out).manifest
     assert [v["variant"] for v in m.variants][3:] == ["cpu int8 .tflite", "gpu fp16 .tflite"]
     assert m.variants[3]["top1"] == comp["budget"]["chosen"]["top1"]  # the budget's scored conversion is the shipped file
+    timings = json.loads((out / "reports" / "build.json").read_text())["timings"]
+    assert set(timings["build_stages"]) >= {"convert", "check_numerics", "analyse", "evaluate", "write", "total"}
+    assert {"load", "budget", "layer_errors"} <= set(timings["phases"])
+    assert timings["conversions"]["reused"] >= 1 and timings["conversions"]["calibrations"] == len(models)
+    assert {"build.convert", "build.evaluate", "total"} <= set(payload["timings"])
 
 
 def test_manifest_holds_the_recipe_actually_used(built):

@@ -41,7 +41,8 @@ def compress(
     """Compress a trained Keras CNN (pruning, QAT, int8) and build a bundle with every variant's accuracy measured.
 
     Flags override the recipe; the recipe actually used is saved in the manifest.
-    Exits 1 when --max-accuracy-drop cannot be met (the bundle then holds the closest variant).
+    Exits 1 when --max-accuracy-drop cannot be met (the bundle then holds the closest variant)
+    or when a target failed (the bundle then holds the targets that were built).
     """
     from edgekit.compress import compress as run
 
@@ -73,40 +74,46 @@ def compress(
         print_json(result.to_dict())
     else:
         render(result)
+    failed = result.build.failures if result.build is not None else []
+    for f in failed:
+        err_console.print(f"[bold red]target {f['target']} failed[/] ({f.get('stage', 'build')}): {f['reason']}", soft_wrap=True)
     if not result.budget_met:
         err_console.print(f"[bold red]accuracy budget not met:[/] {result.reports['budget']['message']}", soft_wrap=True)
+    if failed or not result.budget_met:
         raise typer.Exit(1)
 
 
 def render(result: Any) -> None:
-    """Tables for people: the variants, then what each step did, then the artifacts."""
-    from rich.table import Table
+    """Tables for people: the variants, then what each step did, the artifacts, warnings, and where the time went."""
+    from edgekit.compile.summary import target_warnings
+    from edgekit.compress.pipeline import describe_recipe
+    from edgekit.tables import fit_tables
 
     r = result.recipe
     console.print(
-        f"compressed with recipe [bold]{r.description or 'custom'}[/] in {result.timings.get('total', 0):.1f} s "
-        f"→ bundle [bold]{result.bundle}[/]"
+        f"compressed with recipe [bold]{describe_recipe(r)}[/] in {result.timings.get('total', 0):.1f} s "
+        f"→ bundle [bold]{result.bundle}[/]",
+        soft_wrap=True,
     )
     data = result.reports["data"]
     console.print(
         f"data: {data['samples']} images ({data['train']} to fine-tune and calibrate, {data['held_out']} held out for every score below)"
     )
-    table = Table(title="Variants, scored on the held-out split (.tflite through the interpreter)")
-    for col, just in (("variant", "left"), ("top-1", "right"), ("Δ pts", "right"), ("F1", "right"), ("KiB", "right"),
-                      ("gzip KiB", "right"), ("non-zero", "right"), ("MMACs", "right")):  # fmt: skip
-        table.add_column(col, justify=just, no_wrap=col == "variant")
-    for v in result.variants:
-        table.add_row(
+    header = ["variant", "top-1", "Δ top-1 pts", "F1", "KiB", "gzip KiB", "non-zero", "MMACs"]
+    body = [
+        [
             v["variant"],
             f"{v['top1']:.2%}",
-            f"{v.get('drop', 0):+.2f}",
+            delta_points(v.get("drop")),
             f"{v['macro_f1']:.3f}",
             _kb(v["bytes"]),
             _kb(v["gzip_bytes"]),
             f"{v['nonzero_params']:,}" if v.get("nonzero_params") is not None else "",
             f"{v['macs'] / 1e6:,.2f}" if v.get("macs") is not None else "",
-        )
-    console.print(table)
+        ]
+        for v in result.variants
+    ]
+    console.print(fit_tables("Variants, scored on the held-out split (.tflite through the interpreter; Δ: negative = a loss)", header, body))
     rep = result.reports
     if rep.get("structured"):
         s = rep["structured"]
@@ -147,10 +154,30 @@ def render(result: Any) -> None:
         for a in build.artifacts:
             acc = f"top-1 {a.accuracy['top1']:.2%}" if a.accuracy else "not scored here"
             console.print(f"artifact [bold]{a.file}[/] ({a.target}, {a.variant}, {a.bytes:,} bytes): {acc}, {a.status}")
-        for f in build.failures:
-            console.print(f"[red]failed[/] {f['target']} ({f.get('stage', 'build')}): {f['reason']}", soft_wrap=True)
+        for line in target_warnings(build):
+            console.print(f"[yellow]warning[/]: {line}", soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note[/]: {note}", soft_wrap=True)
+    console.print(f"[dim]time: {phase_line(result.timings)}[/]", soft_wrap=True)
+
+
+def delta_points(drop: float | None) -> str:
+    """A row's top-1 change against the original float model, in points: negative = a loss (as bench shows it)."""
+    if drop is None:
+        return ""
+    change = -float(drop)
+    return f"{change:+.2f}" if round(change, 2) != 0 else "0.00"
+
+
+def phase_line(timings: dict[str, float]) -> str:
+    """Where the time went, e.g. "load 6.0 s · QAT 24.1 s · … · build 20.3 s (convert 9.8 s, …)"."""
+    names = {"evaluate_float": "score float", "layer_errors": "per-layer error", "budget": "budget loop", "qat": "QAT"}
+    parts = [f"{names.get(k, k)} {v:.1f} s" for k, v in timings.items() if "." not in k and k != "total"]
+    stages = [f"{k.split('.', 1)[1]} {v:.1f} s" for k, v in timings.items() if k.startswith("build.")]
+    text = " · ".join(parts)
+    if stages:
+        text += f" (build: {', '.join(stages)})"
+    return f"{text}; total {timings.get('total', 0):.1f} s"
 
 
 def _kb(n: int | None) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -42,6 +42,7 @@ class BuildResult:
     reports: dict[str, CompatReport]  # target -> its compatibility report
     failures: list[dict[str, Any]]  # target, stage, reason
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, summed over targets
 
     @property
     def path(self) -> Path:
@@ -61,13 +62,28 @@ class BuildResult:
             "failures": self.failures,
             "reports": self.bundle.manifest.reports,
             "seconds": round(self.seconds, 2),
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
 
-@dataclass
-class _Plan:
-    """The validated request; everything checked before the first conversion."""
+@dataclass(frozen=True)
+class BuildRequest:
+    """A validated build: everything checked before the first conversion.
 
+    Make one with :meth:`BuildRequest.create` (it validates every field and
+    raises before any work); :func:`run_build` carries it out.
+
+    Example::
+
+        req = BuildRequest.create("out/bundle", model=m, spec=spec, labels=names,
+                                  representative=x_cal, targets=["cpu", "edgetpu"])
+        result = run_build(req)
+    """
+
+    out: Path
+    model: Any
+    spec: PreprocessSpec
+    labels: tuple[str, ...]
     targets: tuple[TargetProfile, ...]
     input_shape: tuple[int, ...]
     classes: int | None
@@ -75,6 +91,68 @@ class _Plan:
     eval_x: np.ndarray | None
     eval_y: np.ndarray | None
     fallback: tuple[str, ...]
+    float_model: Any = None
+    converted: Mapping[str, Any] = field(default_factory=dict)  # target -> Converted made elsewhere
+    source_model: Mapping[str, Any] = field(default_factory=dict)
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    variants: tuple[Mapping[str, Any], ...] = ()
+    extra_reports: Mapping[str, Any] = field(default_factory=dict)
+    overwrite: bool = True
+    reference_top1: float | None = None
+    phase_timings: Mapping[str, float] = field(default_factory=dict)  # the caller's earlier phases, for build.json
+
+    @classmethod
+    def create(
+        cls,
+        out: str | os.PathLike[str],
+        *,
+        model: Any,
+        spec: Any,
+        labels: Sequence[str] | None,
+        representative: np.ndarray | None,
+        targets: Sequence[str | Path | TargetProfile] | None = ("cpu",),
+        device: str | Path | None = None,
+        eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+        source_model: Mapping[str, Any] | None = None,
+        recipe: Mapping[str, Any] | None = None,
+        float_fallback_layers: Sequence[str] = (),
+        variants: Sequence[Mapping[str, Any]] | None = None,
+        extra_reports: Mapping[str, bytes | str | dict | list] | None = None,
+        overwrite: bool = True,
+        float_model: Any = None,
+        converted: Mapping[str, Any] | None = None,
+        reference_top1: float | None = None,
+        phase_timings: Mapping[str, float] | None = None,
+    ) -> "BuildRequest":
+        """Validate the arguments of :func:`build_bundle` (see there) into a request.
+
+        Raises:
+            TargetError/ConfigError/DataError: the first thing that is wrong, before any work.
+        """
+        spec = _as_spec(spec)
+        if labels is None:
+            raise DataError("labels are required: one class name per model output.")
+        parts = _validate(model, targets, device, representative, eval_data, labels, spec, float_fallback_layers)
+        _check_extra_reports(extra_reports)
+        if float_model is not None:
+            _check_float_model(model, float_model)
+        req = cls(
+            out=Path(out),
+            model=model,
+            spec=spec,
+            labels=tuple(labels),
+            float_model=float_model,
+            source_model=dict(source_model or {"name": getattr(model, "name", "model")}),
+            recipe=dict(recipe or {}),
+            variants=tuple(variants or ()),
+            extra_reports=dict(extra_reports or {}),
+            overwrite=bool(overwrite),
+            reference_top1=reference_top1,
+            phase_timings={k: float(v) for k, v in (phase_timings or {}).items()},
+            **parts,
+        )
+        object.__setattr__(req, "converted", _check_converted(req, converted))
+        return req
 
 
 def check_build_request(
@@ -98,10 +176,10 @@ def check_build_request(
         ConfigError: a bad profile file, unknown fallback layer.
         DataError: data that does not fit the model.
     """
-    return _plan(model, targets, device, representative, eval_data, labels, spec, float_fallback_layers).targets
+    return _validate(model, targets, device, representative, eval_data, labels, spec, float_fallback_layers)["targets"]
 
 
-def _plan(
+def _validate(
     model: Any,
     targets: Sequence[str | Path | TargetProfile] | None,
     device: str | Path | None,
@@ -110,7 +188,7 @@ def _plan(
     labels: Sequence[str] | None,
     spec: Any,
     float_fallback_layers: Sequence[str],
-) -> _Plan:
+) -> dict[str, Any]:
     from edgekit.compile.convert import check_fallback_layers, model_io
     from edgekit.compile.registry import check_profile
 
@@ -160,7 +238,7 @@ def _plan(
             raise DataError(f"eval_data y must be {len(ex)} integer labels, got shape {ey.shape} dtype {ey.dtype}.")
         if len(ey) and (ey.min() < 0 or (classes is not None and ey.max() >= classes)):
             raise DataError(f"eval_data labels span {ey.min()}..{ey.max()} but the model has {classes} classes.")
-    return _Plan(profiles, shape, classes, rep, ex, ey, fallback)
+    return dict(targets=profiles, input_shape=shape, classes=classes, representative=rep, eval_x=ex, eval_y=ey, fallback=fallback)
 
 
 def _as_spec(spec: Any) -> PreprocessSpec:
@@ -227,10 +305,12 @@ def build_bundle(
     variants: list[dict[str, Any]] | None = None,
     extra_reports: Mapping[str, bytes | str | dict | list] | None = None,
     overwrite: bool = True,
-    progress: bool = True,
+    progress: Any = True,
     float_model: Any = None,
     converted: Mapping[str, Any] | None = None,
     reference_top1: float | None = None,
+    conversions: Any = None,
+    phase_timings: Mapping[str, float] | None = None,
 ) -> BuildResult:
     """Convert ``model`` for each target and write a verified bundle at ``out``.
 
@@ -252,7 +332,8 @@ def build_bundle(
             file and sha256). The whole table is also written to ``reports/variants.json``.
         extra_reports: more files for ``reports/`` (name -> bytes, text, or JSON-able).
         overwrite: replace an existing bundle at ``out``.
-        progress: show a progress bar on stderr.
+        progress: a progress bar on stderr (True), nothing (False), or a reporter
+            from :mod:`edgekit.progress` (compress passes its own).
         float_model: the float model for targets whose quantization is not int8
             (fp16/fp32), e.g. the model before QAT (fake-quant nodes would put int8
             ops in a "float" artifact). Same input and output as ``model``. Its
@@ -264,7 +345,12 @@ def build_bundle(
             and the same float fallback layers (e.g. the accuracy-budget loop's). They
             are written, checked, analysed and scored like the others, not converted again.
         reference_top1: top-1 (fraction) of the original float model; each artifact
-            row then gets ``drop``, the top-1 points it loses against it.
+            row then gets ``drop``, the top-1 points it loses against it (tables show
+            the change, negative = a loss).
+        conversions: a :class:`~edgekit.compile.convert.ConversionCache` to convert
+            through (compress passes the one its budget loop filled); default: a new one.
+        phase_timings: seconds of the caller's earlier phases, stored with the build's
+            own stage times in ``reports/build.json``.
 
     Returns:
         A :class:`BuildResult` with the loaded bundle, reports and failures.
@@ -282,86 +368,277 @@ def build_bundle(
         for a in result.artifacts:
             print(a.target, a.file, a.accuracy["top1"])
     """
+    request = BuildRequest.create(
+        out, model=model, spec=spec, labels=labels, representative=representative, targets=targets, device=device,
+        eval_data=eval_data, source_model=source_model, recipe=recipe, float_fallback_layers=float_fallback_layers,
+        variants=variants, extra_reports=extra_reports, overwrite=overwrite, float_model=float_model,
+        converted=converted, reference_top1=reference_top1, phase_timings=phase_timings,
+    )  # fmt: skip
+    return run_build(request, progress=progress, conversions=conversions)
+
+
+@dataclass
+class TargetWork:
+    """One target on its way through :data:`STAGES`; each stage fills in its part."""
+
+    profile: TargetProfile
+    root: Path  # the staged bundle folder
+    model: Any  # the Keras model this target is converted from
+    reference: np.ndarray  # its outputs on the check inputs
+    recipe: dict[str, Any]
+    converted: Any = None  # edgekit.compile.convert.Converted
+    graph: Any = None
+    interpreter: Any = None
+    numeric: dict[str, Any] | None = None
+    report: CompatReport | None = None
+    accuracy: dict[str, Any] | None = None
+    row: dict[str, Any] | None = None
+    entries: list[ArtifactEntry] = field(default_factory=list)
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.profile.artifact
+
+
+@dataclass
+class _Context:
+    request: BuildRequest
+    conversions: Any  # ConversionCache
+    check_x: np.ndarray
+
+
+def _stage_convert(work: TargetWork, ctx: _Context) -> None:
+    """Convert (or take the caller's / the cache's conversion), write the file, load it in the interpreter."""
+    from edgekit.compile.check import load_interpreter
+    from edgekit.tflite_graph import read_graph
+
+    req, profile = ctx.request, work.profile
+    work.converted = req.converted.get(profile.name)
+    if work.converted is None:
+        fallback = req.fallback if profile.quantization == "int8" else ()
+        work.converted = ctx.conversions.convert(work.model, profile, req.representative, float_fallback_layers=fallback)
+    work.path.write_bytes(work.converted.content)
+    work.graph = read_graph(work.path)
+    # Load first: an interpreter that refuses the artifact is this target's
+    # recorded failure, before any analysis loads it unguarded.
+    work.interpreter = load_interpreter(work.path, target=profile.name)
+
+
+def _stage_check_numerics(work: TargetWork, ctx: _Context) -> None:
+    """Compare the artifact with its Keras model on the check inputs (profile tolerance)."""
+    from edgekit.compile.check import numeric_check
+
+    n = work.profile.check_samples
+    work.numeric = numeric_check(
+        work.model, work.interpreter, ctx.check_x[:n], work.profile.tolerance, target=work.profile.name, reference=work.reference[:n]
+    )
+
+
+def _stage_analyse(work: TargetWork, ctx: _Context) -> None:
+    """The profile's compatibility analysis; float ops in an int8 artifact fail a target that forbids them."""
+    from edgekit.compile.registry import ANALYSES
+
+    profile, req = work.profile, ctx.request
+    numeric = work.numeric
+    report = ANALYSES[profile.analysis](work.path, work.graph, profile.name)
+    report.numeric = numeric
+    floats = float_ops(work.graph) if profile.quantization == "int8" else []
+    if floats and not profile.float_fallback:
+        names = ", ".join(sorted({op.name for op in floats}))
+        raise TargetError(
+            f"target {profile.name}: {len(floats)} op(s) stay in float in the int8 artifact ({names}: no int8 kernel), "
+            f"but the profile forbids float fallback (float_fallback = false in {profile.source}).",
+            hint="Replace those layers with ones that have int8 kernels (e.g. ReLU instead of ELU), or build another target.",
+        )
+    report.notes.extend(_float_notes(floats, work.converted.float_fallback_layers))
+    if req.eval_x is None and req.representative is None:
+        report.notes.append("numeric check on uniform random inputs: no representative or evaluation data was given.")
+    if numeric is not None and not numeric["ok"]:
+        report.notes.append(
+            f"WARNING: the artifact differs from the Keras model by {numeric['max_error']:.3g} (relative), "
+            f"above the profile's tolerance {profile.tolerance}."
+        )
+    work.report = report
+
+
+def _stage_evaluate(work: TargetWork, ctx: _Context) -> None:
+    """Score the artifact on the held-out data through the interpreter (skipped without eval data)."""
+    from edgekit.compile.check import artifact_row, evaluate
+
+    req = ctx.request
+    if req.eval_x is None or req.eval_y is None:
+        return
+    work.accuracy = evaluate(work.interpreter, req.eval_x, req.eval_y, num_classes=req.classes, output=req.spec.output)
+    row = artifact_row(_row_label(work.profile, work.converted.float_fallback_layers), work.path, work.accuracy, target=work.profile.name)
+    row["file"] = work.profile.artifact
+    if req.reference_top1 is not None:
+        row["drop"] = round((float(req.reference_top1) - row["top1"]) * 100.0, 4)  # points lost: positive = a loss
+    work.row = row
+
+
+def _stage_write(work: TargetWork, ctx: _Context) -> None:
+    """Run the profile's adapter (the Edge TPU compiler) and make the manifest entries."""
+    from edgekit.compile.check import io_info
+    from edgekit.compile.registry import ADAPTERS
+    from edgekit.runtime.backends import select_backend
+
+    profile, report, root = work.profile, work.report, work.root
+    inp, outp = io_info(work.interpreter)
+    art_recipe = {
+        **work.recipe,
+        "quantization": profile.quantization,
+        "io_dtype": profile.io_dtype,
+        "calibration_samples": work.converted.calibration_samples,
+        "float_fallback_layers": list(work.converted.float_fallback_layers),
+    }
+    backend = select_backend()
+    work.versions["backend"] = {"interpreter": f"{backend.name} {backend.version}"}
+    status = "ok"
+    extra_entries: list[ArtifactEntry] = []
+    if profile.adapter is not None:
+        adapter = ADAPTERS[profile.adapter]()
+        result = adapter.run(work.path, report, bundle_hint=str(ctx.request.out))
+        status = result.status
+        report.extra["compiler"] = result.info
+        if result.info.get("version"):
+            work.versions["compilers"] = {profile.adapter: result.info["version"]}
+        for name, text in result.reports.items():
+            (root / "reports" / name).write_text(text, encoding="utf-8")
+        for f in result.extra_files:
+            extra_entries.append(_compiled_entry(root, profile, f, art_recipe, result.info))
+    entry = ArtifactEntry(
+        target=profile.name,
+        file=profile.artifact,
+        sha256="",
+        bytes=0,
+        variant=profile.variant,
+        input=inp,
+        output=outp,
+        accelerator=profile.accelerator,
+        recipe=art_recipe,
+        accuracy=work.accuracy,
+        compatibility={**report.summary(), "report": f"reports/compat_{profile.name}.json"},
+        status=status,
+    )
+    work.entries = [entry, *extra_entries]
+
+
+#: The per-target stages, in order. A stage's EdgekitError fails that target
+#: (recorded in ``Manifest.failures`` with the stage name); the others go on.
+STAGES: tuple[tuple[str, Any], ...] = (
+    ("convert", _stage_convert),
+    ("check_numerics", _stage_check_numerics),
+    ("analyse", _stage_analyse),
+    ("evaluate", _stage_evaluate),
+    ("write", _stage_write),
+)
+
+
+def run_build(request: BuildRequest, *, progress: Any = True, conversions: Any = None) -> BuildResult:
+    """Carry out a :class:`BuildRequest`: every target through :data:`STAGES`, then the bundle, atomically.
+
+    Args:
+        request: from :meth:`BuildRequest.create`.
+        progress: True (bars on stderr), False, or a reporter from :mod:`edgekit.progress`.
+        conversions: a :class:`~edgekit.compile.convert.ConversionCache` (default: a new one).
+
+    Returns:
+        A :class:`BuildResult`; ``timings`` holds seconds per stage (summed over targets).
+
+    Raises:
+        ConfigError: the spec's output kind contradicts the model.
+        TargetError: every target failed (nothing written, an older bundle stays).
+    """
     from edgekit.compile.check import check_output_kind, keras_reference, model_output_kind
+    from edgekit.compile.convert import ConversionCache
+    from edgekit.progress import as_progress
 
     start = time.perf_counter()
-    spec = _as_spec(spec)
-    if labels is None:
-        raise DataError("labels are required: one class name per model output.")
-    plan = _plan(model, targets, device, representative, eval_data, labels, spec, float_fallback_layers)
-    _check_extra_reports(extra_reports)
-    if float_model is not None:
-        _check_float_model(model, float_model)
-    prebuilt = _check_converted(plan, converted)
+    req = request
+    timings: dict[str, float] = {}
+    conversions = conversions if conversions is not None else ConversionCache()
     # The Keras outputs every artifact is compared with, computed once; they
     # also show whether the model ends in softmax, which the spec must say.
-    check_x = _check_inputs(plan)
-    reference = keras_reference(model, check_x)
-    check_output_kind(reference, spec.output)
-    if reference.shape[-1] == 1 and model_output_kind(model) != spec.output:
+    check_x = _check_inputs(req)
+    reference = keras_reference(req.model, check_x)
+    check_output_kind(reference, req.spec.output)
+    if reference.shape[-1] == 1 and model_output_kind(req.model) != req.spec.output:
         # A single output's values cannot reveal a sigmoid declared as logits
         # (the device would apply sigmoid twice): the architecture decides.
         raise ConfigError(
-            f"the preprocessing spec says output={spec.output!r} but the model's single output "
-            f"is {model_output_kind(model)} (read from its last layer).",
-            hint=f"Set the spec's output={model_output_kind(model)!r}.",
+            f"the preprocessing spec says output={req.spec.output!r} but the model's single output "
+            f"is {model_output_kind(req.model)} (read from its last layer).",
+            hint=f"Set the spec's output={model_output_kind(req.model)!r}.",
         )
-    uses_float = float_model is not None and any(p.quantization != "int8" for p in plan.targets)
-    float_reference = keras_reference(float_model, check_x) if uses_float else None
-    writer = BundleWriter(out, overwrite=overwrite)
+    uses_float = req.float_model is not None and any(p.quantization != "int8" for p in req.targets)
+    float_reference = keras_reference(req.float_model, check_x) if uses_float else None
+    timings["reference"] = time.perf_counter() - start
+    ctx = _Context(req, conversions, check_x)
+    writer = BundleWriter(req.out, overwrite=req.overwrite)
     reports: dict[str, CompatReport] = {}
     failures: list[dict[str, Any]] = []
     entries: list[ArtifactEntry] = []
     rows: list[dict[str, Any]] = []
     compiler_versions: dict[str, str | None] = {}
     backend_info: dict[str, str] = {}
-    with writer as w, _progress(progress, len(plan.targets)) as step:
-        for profile in plan.targets:
-            step(f"{profile.name}: converting")
-            source = _Source(model, reference, recipe or {})
+    prog = as_progress(progress)
+    with writer as w, prog.task("building", len(req.targets) * len(STAGES)) as task:
+        for profile in req.targets:
             if uses_float and profile.quantization != "int8":
-                source = _Source(float_model, float_reference, _float_recipe(recipe or {}))
+                work = TargetWork(profile, w.path, req.float_model, float_reference, _float_recipe(dict(req.recipe)))
+            else:
+                work = TargetWork(profile, w.path, req.model, reference, dict(req.recipe))
+            done = 0
             try:
-                built, report, versions, row = _build_target(
-                    w.path, profile, plan, source, step, check_x, bundle_hint=str(out), prebuilt=prebuilt.get(profile.name),
-                    output=spec.output,
-                )
+                for name, stage in STAGES:
+                    task.update(info=f"{profile.name}: {name}")
+                    t = time.perf_counter()
+                    try:
+                        stage(work, ctx)
+                    except EdgekitError as e:
+                        e.stage = name  # type: ignore[attr-defined]
+                        raise
+                    finally:
+                        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+                    done += 1
+                    task.advance()
             except EdgekitError as e:
                 _discard(w.path, profile)
-                failures.append(
-                    {"target": profile.name, "stage": getattr(e, "stage", "build"), "reason": e.message, "hint": e.hint}
-                )
-                step(f"{profile.name}: failed", advance=True)
+                failures.append({"target": profile.name, "stage": e.stage, "reason": e.message, "hint": e.hint})  # type: ignore[attr-defined]
+                task.advance(len(STAGES) - done)
                 continue
-            entries.extend(built)
-            if row is not None:
-                if reference_top1 is not None:
-                    row["drop"] = round((float(reference_top1) - row["top1"]) * 100.0, 4)
-                rows.append(row)
-            reports[profile.name] = report
-            compiler_versions.update(versions.get("compilers", {}))
-            backend_info.update(versions.get("backend", {}))
-            for p in failures_from(report, profile):
-                failures.append(p)
-            step(f"{profile.name}: done", advance=True)
+            entries.extend(work.entries)
+            if work.row is not None:
+                rows.append(work.row)
+            reports[profile.name] = work.report
+            compiler_versions.update(work.versions.get("compilers", {}))
+            backend_info.update(work.versions.get("backend", {}))
+            failures.extend(failures_from(work.report, profile))
         if not entries:
             detail = " ".join(f["reason"] for f in failures)
             hints = list(dict.fromkeys(f["hint"] for f in failures if f.get("hint")))
             raise TargetError(f"no target could be built, so no bundle was written: {detail}", hint=" ".join(hints) or None)
         tools = tool_versions({**backend_info, **compiler_versions})
-        table = [*(variants or []), *rows]
-        _write_reports(w.path, reports, failures, tools, extra_reports, table)
+        table = [*(dict(v) for v in req.variants), *rows]
+        timings["total"] = time.perf_counter() - start
+        build_times = {
+            "phases": {k: round(v, 2) for k, v in req.phase_timings.items()},
+            "build_stages": {k: round(v, 2) for k, v in timings.items()},
+            "conversions": {k: (round(v, 2) if isinstance(v, float) else int(v)) for k, v in conversions.stats.items()},
+        }
+        _write_reports(w.path, reports, failures, tools, req.extra_reports, table, build_times)
         w.manifest = Manifest(
-            labels=list(labels),
-            preprocess=spec.to_dict(),
-            source_model=dict(source_model or {"name": getattr(model, "name", "model")}),
+            labels=list(req.labels),
+            preprocess=req.spec.to_dict(),
+            source_model=dict(req.source_model),
             artifacts=entries,
-            recipe=dict(recipe or {}),
+            recipe=dict(req.recipe),
             variants=table,
             failures=failures,
             tools=tools,
         )
-    return BuildResult(load_bundle(writer.dest), reports, failures, time.perf_counter() - start)
+    return BuildResult(load_bundle(writer.dest), reports, failures, time.perf_counter() - start, timings)
 
 
 def _discard(root: Path, profile: TargetProfile) -> None:
@@ -377,15 +654,6 @@ def failures_from(report: CompatReport, profile: TargetProfile) -> list[dict[str
     if comp.get("status") == "failed":
         return [{"target": profile.name, "stage": "edgetpu_compiler", "reason": comp.get("message", "failed")}]
     return []
-
-
-@dataclass(frozen=True)
-class _Source:
-    """The Keras model one target is converted from, its outputs on the check inputs, and its recipe."""
-
-    model: Any
-    reference: np.ndarray
-    recipe: dict[str, Any]
 
 
 def _float_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -416,7 +684,7 @@ def _check_float_model(model: Any, float_model: Any) -> None:
         )
 
 
-def _check_converted(plan: _Plan, converted: Mapping[str, Any] | None) -> dict[str, Any]:
+def _check_converted(plan: BuildRequest, converted: Mapping[str, Any] | None) -> dict[str, Any]:
     """Pre-converted artifacts, checked against the plan (target names, fallback layers, calibration).
 
     Raises:
@@ -461,101 +729,7 @@ def _row_label(profile: TargetProfile, kept: Sequence[str]) -> str:
     return f"{profile.name} {profile.variant}{extra} .tflite"
 
 
-def _build_target(
-    root: Path,
-    profile: TargetProfile,
-    plan: _Plan,
-    source: _Source,
-    step: Any,
-    check_x: np.ndarray,
-    *,
-    bundle_hint: str,
-    prebuilt: Any = None,
-    output: str = "probabilities",
-) -> tuple[list[ArtifactEntry], CompatReport, dict[str, Any], dict[str, Any] | None]:
-    from edgekit.compile.check import artifact_row, evaluate, io_info, load_interpreter, numeric_check
-    from edgekit.compile.convert import convert_model
-    from edgekit.compile.registry import ADAPTERS, ANALYSES
-    from edgekit.runtime.backends import select_backend
-    from edgekit.tflite_graph import read_graph
-
-    model, reference, recipe = source.model, source.reference, source.recipe
-    converted = prebuilt
-    if converted is None:
-        converted = _staged("convert", convert_model, model, profile, plan.representative, float_fallback_layers=plan.fallback)
-    path = root / profile.artifact
-    path.write_bytes(converted.content)
-    graph = read_graph(path)
-    # Load first: an interpreter that refuses the artifact is this target's
-    # recorded failure, before any analysis loads it unguarded.
-    interp = _staged("load", load_interpreter, path, target=profile.name)
-    step(f"{profile.name}: compatibility")
-    report = _staged("analysis", ANALYSES[profile.analysis], path, graph, profile.name)
-    report.notes.extend(_float_notes(graph, profile, converted.float_fallback_layers))
-    step(f"{profile.name}: numeric check")
-    if plan.eval_x is None and plan.representative is None:
-        report.notes.append("numeric check on uniform random inputs: no representative or evaluation data was given.")
-    n = profile.check_samples
-    numeric = _staged(
-        "numeric_check", numeric_check, model, interp, check_x[:n], profile.tolerance, target=profile.name, reference=reference[:n]
-    )
-    report.numeric = numeric
-    if not numeric["ok"]:
-        report.notes.append(
-            f"WARNING: the artifact differs from the Keras model by {numeric['max_error']:.3g} (relative), "
-            f"above the profile's tolerance {profile.tolerance}."
-        )
-    accuracy = row = None
-    if plan.eval_x is not None and plan.eval_y is not None:
-        step(f"{profile.name}: evaluating")
-        accuracy = _staged(
-            "evaluate", evaluate, interp, plan.eval_x, plan.eval_y, num_classes=plan.classes, output=output
-        )
-        row = artifact_row(_row_label(profile, converted.float_fallback_layers), path, accuracy, target=profile.name)
-        row["file"] = profile.artifact
-    inp, outp = io_info(interp)
-    art_recipe = {
-        **recipe,
-        "quantization": profile.quantization,
-        "io_dtype": profile.io_dtype,
-        "calibration_samples": converted.calibration_samples,
-        "float_fallback_layers": list(converted.float_fallback_layers),
-    }
-    versions: dict[str, Any] = {}
-    backend = select_backend()
-    versions["backend"] = {"interpreter": f"{backend.name} {backend.version}"}
-    status = "ok"
-    extra_entries: list[ArtifactEntry] = []
-    if profile.adapter is not None:
-        step(f"{profile.name}: {profile.adapter}")
-        adapter = ADAPTERS[profile.adapter]()
-        result = adapter.run(path, report, bundle_hint=bundle_hint)
-        status = result.status
-        report.extra["compiler"] = result.info
-        if result.info.get("version"):
-            versions["compilers"] = {profile.adapter: result.info["version"]}
-        for name, text in result.reports.items():
-            (root / "reports" / name).write_text(text, encoding="utf-8")
-        for f in result.extra_files:
-            extra_entries.append(_compiled_entry(root, profile, f, art_recipe, result.info))
-    entry = ArtifactEntry(
-        target=profile.name,
-        file=profile.artifact,
-        sha256="",
-        bytes=0,
-        variant=profile.variant,
-        input=inp,
-        output=outp,
-        accelerator=profile.accelerator,
-        recipe=art_recipe,
-        accuracy=accuracy,
-        compatibility={**report.summary(), "report": f"reports/compat_{profile.name}.json"},
-        status=status,
-    )
-    return [entry, *extra_entries], report, versions, row
-
-
-def _check_inputs(plan: _Plan) -> np.ndarray:
+def _check_inputs(plan: BuildRequest) -> np.ndarray:
     """Inputs for the numeric checks: held-out data, else the calibration samples, else uniform noise."""
     n = max(p.check_samples for p in plan.targets)
     x = plan.eval_x if plan.eval_x is not None else plan.representative
@@ -572,30 +746,23 @@ def _compiled_entry(root: Path, profile: TargetProfile, f: dict[str, Any], recip
     )
 
 
-def _float_notes(graph: Any, profile: TargetProfile, kept: Sequence[str]) -> list[str]:
-    """For int8 targets: ops the converter left in float (no int8 kernel) besides the requested ones."""
-    if profile.quantization != "int8":
-        return []
+def float_ops(graph: Any) -> list[Any]:
+    """Ops of an int8 artifact that compute in float (no int8 kernel), besides the I/O (de)quantization."""
     boundary = {"QUANTIZE", "DEQUANTIZE"}
-    floats = [
+    return [
         op for op in graph.ops
         if op.name not in boundary
         and any(graph.tensors[i].dtype in ("float32", "float16") for i in op.outputs)
     ]
+
+
+def _float_notes(floats: Sequence[Any], kept: Sequence[str]) -> list[str]:
+    """For int8 targets: the float ops, and whether they were asked for."""
     if not floats:
         return []
     names = ", ".join(sorted({op.name for op in floats}))
     why = f" ({len(kept)} requested float fallback layer(s): {', '.join(kept)})" if kept else ""
     return [f"{len(floats)} op(s) run in float inside this int8 artifact: {names}{why}; the rest is int8."]
-
-
-def _staged(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one build stage; its EdgekitError carries the stage name into Manifest.failures."""
-    try:
-        return fn(*args, **kwargs)
-    except EdgekitError as e:
-        e.stage = stage  # type: ignore[attr-defined]
-        raise
 
 
 _OWN_REPORTS = ("build.json", "variants.json", "edgetpu_compiler.log")  # edgetpu_compiler.LOG_REPORT  # plus compat_<target>.json/.txt
@@ -618,6 +785,7 @@ def _write_reports(
     tools: dict[str, str],
     extra: Mapping[str, Any] | None,
     variants: list[dict[str, Any]],
+    timings: Mapping[str, Any] | None = None,
 ) -> None:
     rdir = root / "reports"
     for target, rep in reports.items():
@@ -627,6 +795,7 @@ def _write_reports(
         "targets": {t: r.summary() for t, r in reports.items()},
         "failures": failures,
         "tools": tools,
+        "timings": dict(timings or {}),  # seconds: the caller's phases, the build's stages, conversion counts
     }
     (rdir / "build.json").write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
     if variants:  # the manifest's evaluation table, on its own
@@ -640,35 +809,3 @@ def _write_reports(
             dest.write_text(value, encoding="utf-8")
         else:
             dest.write_text(json.dumps(value, indent=2, default=json_default) + "\n")
-
-
-class _progress:
-    """A Rich progress bar on stderr (or nothing); call the instance to update it."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled = enabled
-        self.total = total
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> "_progress":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn("[bold]building[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("{task.description}"), TimeElapsedColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("", total=self.total)
-        return self
-
-    def __call__(self, description: str, *, advance: bool = False) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=description, advance=1 if advance else 0)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)

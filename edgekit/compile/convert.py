@@ -6,9 +6,10 @@ dynamic in the file, which accelerators refuse). Quantization follows the
 profile: ``int8`` = full integer with a representative data set (I/O dtype
 from the profile), ``fp16`` = float16 weights, ``fp32`` = none.
 
-Float fallback (keep named layers in float inside an int8 model) calibrates
-once and then quantizes with ``denylisted_nodes`` = the output tensors of the
-ops that came from those layers; this is what TF 2.21's own
+int8 conversion calibrates once (:class:`ConversionCache`) and then quantizes
+for each I/O type. Float fallback (keep named layers in float inside an int8
+model) quantizes the same calibration with ``denylisted_nodes`` = the output
+tensors of the ops that came from those layers; this is what TF 2.21's own
 ``QuantizationDebugger`` does, called directly so the int8/uint8 I/O types
 still apply (the debugger always leaves float I/O).
 """
@@ -99,7 +100,99 @@ def convert_model(
         c = convert_model(model, get_target("cpu"), x_calib[:200])
         Path("model_cpu.tflite").write_bytes(c.content)
     """
-    from edgekit._tf import quiet_native_logs, tf
+    return ConversionCache().convert(model, profile, representative, float_fallback_layers=float_fallback_layers)
+
+
+class ConversionCache:
+    """Convert once per distinct artifact, calibrate once per model.
+
+    An artifact is distinct by (model, quantization, I/O dtype, batch, float
+    fallback layers, calibration samples). int8 conversion is two steps, as in
+    TensorFlow's own converter (``lite.py``: ``Calibrator.calibrate`` then
+    ``mlir_quantize``): the calibrated model depends only on the model, the batch
+    and the samples, so int8 targets that differ only in I/O type (cpu: int8,
+    edgetpu: uint8) or in float fallback layers share one calibration and differ
+    only in the quick quantize step. compress's accuracy-budget loop and the
+    build use one cache, so the build reuses the loop's conversions.
+
+    Models are keyed by identity (and kept referenced, so an id is never reused
+    while the cache lives): pass the same model object. Calibration samples are
+    keyed by their content (shape + a hash of the bytes).
+
+    Example::
+
+        cache = ConversionCache()
+        cpu = cache.convert(model, get_target("cpu"), x_calib)
+        tpu = cache.convert(model, get_target("edgetpu"), x_calib)  # no second calibration
+        print(cache.stats)  # {'conversions': 2, 'calibrations': 1, 'reused': 0, 'seconds': ...}
+    """
+
+    def __init__(self) -> None:
+        self._keep: dict[int, Any] = {}  # id -> object, so ids stay unique while cached
+        self._calibrated: dict[tuple, bytes] = {}
+        self._artifacts: dict[tuple, Converted] = {}
+        self.stats: dict[str, float] = {"conversions": 0, "calibrations": 0, "reused": 0, "seconds": 0.0}
+
+    def _ident(self, obj: Any) -> int:
+        self._keep[id(obj)] = obj
+        return id(obj)
+
+    def convert(
+        self,
+        model: Any,
+        profile: TargetProfile,
+        representative: np.ndarray | None = None,
+        *,
+        float_fallback_layers: Sequence[str] = (),
+    ) -> Converted:
+        """:func:`convert_model`, reusing an earlier identical conversion or calibration."""
+        import time
+
+        int8 = profile.quantization == "int8"
+        fallback = tuple(float_fallback_layers) if int8 else ()
+        if fallback and not profile.float_fallback:
+            raise TargetError(
+                f"target {profile.name} ({profile.source}) does not allow float fallback layers (float_fallback = false); "
+                f"asked to keep {', '.join(fallback)} in float.",
+                hint="Build this target without float fallback layers.",
+            )
+        if int8 and (representative is None or len(representative) == 0):
+            raise DataError(f"target {profile.name} is full int8 and needs representative samples to calibrate; none were given.")
+        rep_key = _samples_key(representative) if int8 else None
+        key = (self._ident(model), profile.quantization, profile.io_dtype if int8 else "float32", profile.batch, fallback, rep_key)
+        if key in self._artifacts:
+            self.stats["reused"] += 1
+            return self._artifacts[key]
+        t = time.perf_counter()
+        if not int8:
+            content = _convert_float(model, profile)
+            result = Converted(bytes(content), (), (), 0)
+        else:
+            ckey = (key[0], profile.batch, rep_key)
+            calibrated = self._calibrated.get(ckey)
+            if calibrated is None:
+                calibrated = _calibrate(model, profile, representative)
+                self._calibrated[ckey] = calibrated
+                self.stats["calibrations"] += 1
+            nodes = _denylist(calibrated, fallback, profile.name) if fallback else ()
+            content = _quantize(calibrated, profile, nodes)
+            result = Converted(bytes(content), fallback, nodes, len(representative))
+        self.stats["conversions"] += 1
+        self.stats["seconds"] += time.perf_counter() - t
+        self._artifacts[key] = result
+        return result
+
+
+def _samples_key(x: np.ndarray) -> tuple:
+    import hashlib
+
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    return (a.shape, hashlib.blake2b(memoryview(a).cast("B"), digest_size=16).hexdigest())
+
+
+def _converter(model: Any, profile: TargetProfile) -> Any:
+    """A TFLiteConverter over a batch-``profile.batch`` concrete function of ``model``."""
+    from edgekit._tf import tf
 
     tfm = tf()
     shape, _ = model_io(model)
@@ -109,44 +202,85 @@ def convert_model(
         concrete = fn.get_concrete_function()
     except Exception as e:  # noqa: BLE001 - tracing user code can raise anything
         raise TargetError(f"target {profile.name}: tracing model {model.name!r} failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
-    converter = tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-    fallback = tuple(float_fallback_layers) if profile.quantization == "int8" else ()
-    if fallback and not profile.float_fallback:
-        raise TargetError(
-            f"target {profile.name} ({profile.source}) does not allow float fallback layers (float_fallback = false); "
-            f"asked to keep {', '.join(fallback)} in float.",
-            hint="Build this target without float fallback layers.",
-        )
-    samples = 0
-    if profile.quantization == "fp16":
-        converter.optimizations = [tfm.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tfm.float16]
-    elif profile.quantization == "int8":
-        if representative is None or len(representative) == 0:
-            raise DataError(f"target {profile.name} is full int8 and needs representative samples to calibrate; none were given.")
-        rep = np.ascontiguousarray(representative, dtype=np.float32)
-        samples = len(rep)
-        converter.optimizations = [tfm.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
-        converter.target_spec.supported_ops = [tfm.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io = {"int8": tfm.int8, "uint8": tfm.uint8, "float32": tfm.float32}[profile.io_dtype]
-        converter.inference_input_type = io
-        converter.inference_output_type = io
-        if fallback:
-            converter._experimental_calibrate_only = True  # noqa: SLF001 - see the module docstring
+    return tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+
+
+def _run_converter(converter: Any, profile: TargetProfile) -> bytes:
+    from edgekit._tf import quiet_native_logs
+
     try:
         with quiet_native_logs():
-            content = converter.convert()
+            return converter.convert()
     except Exception as e:  # noqa: BLE001 - the converter raises ConverterError, ValueError, RuntimeError...
         raise TargetError(
             f"target {profile.name}: the TFLite converter failed: {first_line(e, marker=_MLIR_ERROR)}.",
             hint="An op without a TFLite builtin kernel cannot go to an edge artifact; replace that layer.",
         ) from e
-    nodes: tuple[str, ...] = ()
-    if fallback:
-        nodes = _denylist(content, fallback, profile.name)
-        content = _quantize_with_denylist(tfm, content, io, nodes, profile.name)
-    return Converted(bytes(content), fallback, nodes, samples)
+
+
+def _convert_float(model: Any, profile: TargetProfile) -> bytes:
+    from edgekit._tf import tf
+
+    tfm = tf()
+    converter = _converter(model, profile)
+    if profile.quantization == "fp16":
+        converter.optimizations = [tfm.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tfm.float16]
+    return _run_converter(converter, profile)
+
+
+def _calibrate(model: Any, profile: TargetProfile, representative: np.ndarray) -> bytes:
+    """The float model with calibration statistics (what TF's converter quantizes from)."""
+    from edgekit._tf import tf
+
+    tfm = tf()
+    converter = _converter(model, profile)
+    rep = np.ascontiguousarray(representative, dtype=np.float32)
+    converter.optimizations = [tfm.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
+    converter.target_spec.supported_ops = [tfm.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - see ConversionCache: TF's own two steps
+    return _run_converter(converter, profile)
+
+
+def _quantize(calibrated: bytes, profile: TargetProfile, nodes: Sequence[str]) -> bytes:
+    """Quantize a calibrated model to full int8 with the profile's I/O type, ``nodes`` kept float.
+
+    Without ``nodes`` this is the call TF's converter makes after calibrating
+    (same arguments, then its read-only buffer de-duplication), so the artifact
+    has the same ops, scales and outputs as a one-step ``convert()``.
+    """
+    from edgekit._tf import quiet_native_logs, tf
+
+    tfm = tf()
+    io = {"int8": tfm.int8, "uint8": tfm.uint8, "float32": tfm.float32}[profile.io_dtype]
+    try:
+        from tensorflow.lite.python.convert import mlir_quantize
+    except ImportError as e:
+        raise TargetError(f"target {profile.name}: this TensorFlow has no mlir_quantize; int8 conversion is unavailable ({e}).") from e
+    try:
+        with quiet_native_logs():
+            if nodes:
+                out = mlir_quantize(calibrated, fully_quantize=True, input_data_type=io, output_data_type=io,
+                                    denylisted_nodes=list(nodes))  # fmt: skip
+            else:
+                out = mlir_quantize(calibrated, input_data_type=io, output_data_type=io)
+    except Exception as e:  # noqa: BLE001
+        what = "quantizing with float fallback" if nodes else "int8 quantization"
+        raise TargetError(f"target {profile.name}: {what} failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
+    return _dedupe(out)
+
+
+def _dedupe(content: bytes) -> bytes:
+    """TF's read-only buffer de-duplication, the converter's last step; skipped where TF lacks it."""
+    try:
+        from tensorflow.lite.python.lite import _deduplicate_readonly_buffers
+    except ImportError:
+        return content
+    try:
+        return bytes(_deduplicate_readonly_buffers(content))
+    except Exception:  # noqa: BLE001 - TF itself skips this step when its flatbuffer library fails
+        return content
 
 
 def _denylist(calibrated: bytes, layers: Sequence[str], target: str) -> tuple[str, ...]:
@@ -179,24 +313,3 @@ def _denylist(calibrated: bytes, layers: Sequence[str], target: str) -> tuple[st
             hint="Name the layer whose op remains (usually the Conv2D/Dense before them).",
         )
     return tuple(dict.fromkeys(n for names in found.values() for n in names))
-
-
-def _quantize_with_denylist(tfm: Any, calibrated: bytes, io: Any, nodes: Sequence[str], target: str) -> bytes:
-    from edgekit._tf import quiet_native_logs
-
-    try:
-        from tensorflow.lite.python.convert import mlir_quantize
-    except ImportError as e:
-        raise TargetError(f"target {target}: this TensorFlow has no mlir_quantize; float fallback is unavailable ({e}).") from e
-    try:
-        with quiet_native_logs():
-            return mlir_quantize(
-                calibrated,
-                fully_quantize=True,
-                input_data_type=io,
-                output_data_type=io,
-                denylisted_nodes=list(nodes),
-            )
-    except Exception as e:  # noqa: BLE001
-        raise TargetError(f"target {target}: quantizing with float fallback failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
-

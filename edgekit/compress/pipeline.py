@@ -4,10 +4,11 @@ The order is fixed: check everything that can be checked (recipe, targets,
 output path, preprocessing, labels) before any training; then structured
 pruning, magnitude pruning, QAT, per-layer int8 error, the accuracy budget
 loop, and finally :func:`edgekit.compile.build_bundle`, which converts, checks
-and scores one artifact per target (its rows close the evaluation table; the
-budget loop's chosen conversion is handed over, not converted again; float
+and scores one artifact per target (its rows close the evaluation table; float
 targets are converted from the model before QAT) and writes the bundle
-atomically. Nothing is written under ``out`` before that last step, so
+atomically. The budget loop and the build convert through one
+:class:`~edgekit.compile.convert.ConversionCache`, so each distinct artifact is
+converted once and int8 targets share one calibration. Nothing is written under ``out`` before that last step, so
 Ctrl-C or a failure at any point leaves an earlier bundle there untouched.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from edgekit.compress.progress import NullProgress, as_progress
 from edgekit.compress.recipe import Recipe, load_recipe
-from edgekit.errors import ConfigError, EdgekitError
+from edgekit.errors import ConfigError, EdgekitError, first_line
 
 MIN_PER_CLASS = 5  # a class needs a held-out sample and a few to train on
 
@@ -74,6 +75,32 @@ def resolve_recipe(recipe: Recipe | str | Path | None = None, overrides: Mapping
     if "mn" in given and "sparsity" not in given and base.sparsity is not None:
         base = base.without("sparsity")
     return base.with_overrides(**given)
+
+
+def describe_recipe(recipe: Recipe) -> str:
+    """What a recipe does, read from its fields (not its description, which flags may contradict).
+
+    Example:
+        >>> describe_recipe(resolve_recipe("default", {"qat": False}))
+        'full int8 (200 calibration samples), at most 1 top-1 point lost'
+    """
+    steps = []
+    if recipe.structured is not None:
+        steps.append(f"remove {recipe.structured:.0%} of channels")
+    if recipe.sparsity is not None:
+        steps.append(f"prune {recipe.sparsity:.0%}")
+    if recipe.mn is not None:
+        steps.append(f"prune {recipe.mn}")
+    if recipe.distill and (recipe.prunes or recipe.qat):
+        steps.append("distill")
+    if recipe.qat:
+        steps.append("QAT")
+    steps.append(f"full int8 ({recipe.calibration_samples} calibration samples)")
+    text = " + ".join(steps)
+    if recipe.max_accuracy_drop is not None:
+        pts = f"{recipe.max_accuracy_drop:g}"
+        text += f", at most {pts} top-1 point{'' if pts == '1' else 's'} lost"
+    return text
 
 
 def resolve_preprocess(model_path: str | Path, loaded: Any, preprocess: Any = None) -> tuple[Any, list[str] | None, str]:
@@ -267,7 +294,7 @@ def compress(
 
         errors = layer_errors(state.float_model, rep, progress=prog)
     except Exception as e:  # noqa: BLE001 - the debug report is informative; a failure must not cost the run
-        notes.append(f"per-layer quantization error report unavailable: {str(e).splitlines()[0][:200]}")
+        notes.append(f"per-layer quantization error report unavailable: {first_line(e, limit=200)}")
     timings["layer_errors"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -296,7 +323,8 @@ def compress(
         model=final_model,
         # fp16/fp32 targets: the model before QAT, whose weights carry no fake-quant nodes.
         float_model=state.float_model if final_model is not state.float_model else None,
-        converted=state.chosen_conversion(),
+        conversions=state.conversions,  # the budget loop's conversions and calibrations are reused
+        phase_timings=dict(timings),
         reference_top1=state.reference_top1,
         spec=spec,
         labels=labels,
@@ -313,9 +341,12 @@ def compress(
             "quant_layer_errors.json": reports["layer_errors"],
         },
         overwrite=overwrite,
-        progress=type(prog) is not NullProgress,
+        progress=prog,
     )
     timings["build"] = time.perf_counter() - t
+    for stage, seconds in build.timings.items():
+        if stage != "total":
+            timings[f"build.{stage}"] = seconds
     rows = list(build.bundle.manifest.variants)  # the Keras rows, then one per shipped artifact
     timings["total"] = time.perf_counter() - t0
     return CompressResult(build.path, rcp, rows, reports, notes, {k: round(v, 2) for k, v in timings.items()}, build)
@@ -349,8 +380,10 @@ class _Run:
         self.qat_model = None
         self.reference_top1 = 0.0
         self.float_top1 = 0.0
-        self._conversions: dict[tuple[str, tuple[str, ...]], Any] = {}  # (model key, float layers) -> Converted
-        self._chosen: tuple[str, Any] | None = None  # (target, Converted) the budget loop picked
+        from edgekit.compile.convert import ConversionCache
+
+        # One cache for the budget loop and the build: each distinct artifact is converted once.
+        self.conversions = ConversionCache()
 
     def _row(self, variant: str, model: Any, note: str = "", macs: int | None = None) -> dict[str, Any]:
         from edgekit.compress.evaluate import keras_row
@@ -428,7 +461,6 @@ class _Run:
 
     def budget(self, profiles: tuple[Any, ...], rep: np.ndarray, errors: list[Any]) -> tuple[Any, Any, list[str]]:
         """Run the accuracy budget loop on the first int8 target; returns (result, model to build, float layers)."""
-        from edgekit.compile.convert import convert_model
         from edgekit.compress.evaluate import tflite_row
 
         main_key = "qat" if self.qat_model is not None else "float"
@@ -442,9 +474,7 @@ class _Run:
         refusing = [p.name for p in int8 if not p.float_fallback]
 
         def convert(key: str, layers: Any) -> bytes:
-            c = convert_model(models[key], profile, rep, float_fallback_layers=list(layers))
-            self._conversions[(key, tuple(layers))] = c
-            return c.content
+            return self.conversions.convert(models[key], profile, rep, float_fallback_layers=list(layers)).content
 
         def score(content: bytes, label: str) -> dict[str, Any]:
             return tflite_row(
@@ -484,14 +514,4 @@ class _Run:
             result.chosen, result.met = best, best.drop <= (self.rcp.max_accuracy_drop or 0.0)
             result.message += " Not applied: " + self.notes[-1]
             chosen = best
-        conv = self._conversions.get((chosen.model, tuple(chosen.float_layers)))
-        self._chosen = (profile.name, conv) if conv is not None else None
         return result, models[chosen.model], list(chosen.float_layers)
-
-    def chosen_conversion(self) -> dict[str, Any]:
-        """The budget loop's conversion of the model and layers the bundle is built with (target -> Converted).
-
-        It is the very conversion the build would make for that target, so the
-        build takes it instead of converting again.
-        """
-        return dict([self._chosen]) if self._chosen is not None else {}
