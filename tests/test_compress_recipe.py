@@ -29,6 +29,7 @@ FULL = Recipe(
     calibration_samples=64,
     max_accuracy_drop=0.5,
     holdout=0.25,
+    eval_samples=500,
     seed=7,
     targets=("cpu", "gpu"),
     description='quotes " and \\ and ünïcode\nand a newline',

@@ -334,14 +334,14 @@ def test_split_keeps_class_proportions(digits):
 
 def test_split_puts_every_class_with_two_samples_in_both_parts():
     y = np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2])
-    ds = Dataset(np.zeros((len(y), 2, 2, 1), np.float32), y, ["a", "b", "c"], None, [], "toy")
+    ds = Dataset.from_arrays(np.zeros((len(y), 2, 2, 1), np.float32), y, ["a", "b", "c"], source="toy")
     train, held = split_dataset(ds, holdout=0.1)
     assert held.class_counts() == {"a": 1, "b": 1, "c": 0}  # c has one sample: train only
     assert train.class_counts() == {"a": 1, "b": 9, "c": 1}
 
 
 def test_split_unlabelled_and_bad_arguments(digits):
-    unl = Dataset(digits.x[:100], None, [], None, [], "unl")
+    unl = Dataset.from_arrays(digits.x[:100], None, [], source="unl")
     train, held = split_dataset(unl, holdout=0.3, seed=0)
     assert (len(train), len(held)) == (70, 30) and held.y is None
     for bad in (0, 1, 1.5, -0.1, True, "0.2"):
@@ -367,7 +367,7 @@ def test_sample_stratified(digits):
 
 def test_sample_stratified_keeps_proportions_of_unequal_classes():
     y = np.array([0] * 80 + [1] * 15 + [2] * 5)
-    ds = Dataset(np.zeros((100, 2, 2, 1), np.float32), y, ["big", "mid", "small"], None, [], "toy")
+    ds = Dataset.from_arrays(np.zeros((100, 2, 2, 1), np.float32), y, ["big", "mid", "small"], source="toy")
     assert sample_stratified(ds, 20).class_counts() == {"big": 16, "mid": 3, "small": 1}
 
 
@@ -381,7 +381,7 @@ def test_check_labels_errors(digits, photo_folder):
     with pytest.raises(DataError, match=r"has 10 classes \(0, 1, 2, 3, 4, \.\.\.\) but the model outputs 5 values"):
         check_labels(digits, 5)
     with pytest.raises(DataError, match="unlabelled"):
-        check_labels(Dataset(digits.x[:3], None, [], None, [], "u"), 10)
+        check_labels(Dataset.from_arrays(digits.x[:3], None, [], source="u"), 10)
     ds = load_dataset(photo_folder, SPEC, class_names=["astronaut", "coffee", "rocket", "empty"])
     with pytest.raises(DataError, match=r"1 class\(es\) have fewer than 2 samples: 'empty' has 0"):
         check_labels(ds, 4)

@@ -29,6 +29,15 @@ def compress(
     distill: Optional[bool] = typer.Option(None, "--distill/--no-distill", help="Fine-tune with the original model as teacher."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tuning epochs per phase."),
     calibration_samples: Optional[int] = typer.Option(None, "--calibration-samples", help="Representative images for int8 calibration."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Fine-tuning batch per replica (a step under N GPUs/workers trains on N times as many). [recipe default: 32]"
+    ),
+    eval_samples: Optional[int] = typer.Option(
+        None, "--eval-samples", help="Score every variant and the accuracy budget loop on at most this many held-out images (stratified). [default: all]"
+    ),
+    strategy: str = typer.Option(
+        "auto", "--strategy", help="Fine-tuning on several devices with tf.distribute: auto, none, mirrored (every GPU), multiworker (TF_CONFIG)."
+    ),
     max_accuracy_drop: Optional[float] = typer.Option(
         None, "--max-accuracy-drop", help="Top-1 points int8 may lose vs the original float model; error-prone layers stay float to meet it."
     ),
@@ -54,6 +63,8 @@ def compress(
         "distill": distill,
         "epochs": epochs,
         "calibration_samples": calibration_samples,
+        "batch_size": batch_size,
+        "eval_samples": eval_samples,
         "max_accuracy_drop": max_accuracy_drop,
         "seed": seed,
     }
@@ -69,6 +80,7 @@ def compress(
         overrides=overrides,
         allow_unsafe=allow_unsafe,
         progress=not json_out,
+        strategy=strategy,
     )
     if json_out:
         print_json(result.to_dict())

@@ -254,6 +254,12 @@ def _as_spec(spec: Any) -> PreprocessSpec:
 
 
 def _samples(what: str, x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    from edgekit.data import Dataset
+
+    if isinstance(x, Dataset):  # streamed: decoded (with the spec, so finite float32) a batch at a time when used
+        if tuple(x.shape[1:]) != shape or len(x) == 0:
+            raise DataError(f"{what} has shape {x.shape}; expected (N, {', '.join(map(str, shape))}) preprocessed samples, N >= 1.")
+        return x  # type: ignore[return-value]
     a = np.asarray(x)
     if a.ndim != len(shape) + 1 or tuple(a.shape[1:]) != shape:
         raise DataError(f"{what} has shape {a.shape}; expected (N, {', '.join(map(str, shape))}) preprocessed samples.")

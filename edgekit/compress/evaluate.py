@@ -4,6 +4,10 @@ A ``.tflite`` is scored through the TFLite interpreter with the device's own
 code (:func:`edgekit.compile.check.evaluate`), never through Keras. Each row
 carries top-1, macro precision/recall/F1, sizes (raw and gzip) and the drop in
 top-1 points against the original float model.
+
+The held-out images stream (a :class:`~edgekit.data.Dataset` decodes them in
+batches with the shared preprocessing); only the outputs are kept. Arrays of
+preprocessed inputs are accepted too and go through the same path.
 """
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ def _metrics(y: np.ndarray, scores: np.ndarray, num_classes: int, output: str) -
 def keras_row(
     variant: str,
     model: Any,
-    x: np.ndarray,
-    y: np.ndarray,
+    data: Any,
+    y: np.ndarray | None = None,
     *,
     num_classes: int,
     note: str = "",
@@ -43,16 +47,17 @@ def keras_row(
     gzip of the weights shows what unstructured sparsity saves before any
     conversion (zeros compress; a dense float32 kernel barely does).
     """
-    from edgekit.compress.finetune import predict
+    from edgekit.compress.finetune import as_dataset, predict
     from edgekit.intake.stats import layer_macs
 
-    scores = predict(model, x)
+    ds = as_dataset(data, y)
+    scores = predict(model, ds)
     blob = b"".join(np.asarray(w, dtype=np.float32).tobytes() for w in _deployed_weights(model))
     return {
         "variant": variant,
         "kind": "keras",
         "target": None,
-        **_metrics(y, scores, num_classes, output),
+        **_metrics(ds.y, scores, num_classes, output),
         "bytes": len(blob),
         "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
         "params": int(sum(np.size(w) for w in _deployed_weights(model))),
@@ -78,8 +83,8 @@ def _deployed_weights(model: Any) -> list[np.ndarray]:
 def tflite_row(
     variant: str,
     content: bytes,
-    x: np.ndarray,
-    y: np.ndarray,
+    data: Any,
+    y: np.ndarray | None = None,
     *,
     num_classes: int,
     target: str,
@@ -90,14 +95,17 @@ def tflite_row(
 
     The row format is :func:`edgekit.compile.check.artifact_row`'s, the one
     :func:`edgekit.compile.build_bundle` appends for every artifact it ships.
+    ``data`` streams: the interpreter takes one sample at a time.
     """
     from edgekit.compile.check import artifact_row, evaluate, load_interpreter
+    from edgekit.compress.finetune import as_dataset
 
+    ds = as_dataset(data, y)
     with tempfile.TemporaryDirectory(prefix="edgekit-eval-") as tmp:
         path = Path(tmp) / f"{target}.tflite"
         path.write_bytes(content)
         interp = load_interpreter(path, target=target)
-        m = evaluate(interp, x, y, num_classes=num_classes, output=output)
+        m = evaluate(interp, ds, ds.y, num_classes=num_classes, output=output)
         return artifact_row(variant, path, m, target=target, note=note)
 
 

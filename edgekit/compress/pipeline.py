@@ -197,6 +197,7 @@ def compress(
     allow_unsafe: bool = False,
     overwrite: bool = True,
     progress: bool | NullProgress = True,
+    strategy: str = "auto",
 ) -> CompressResult:
     """Compress a trained Keras CNN with a recipe and write a bundle with measured accuracy.
 
@@ -214,6 +215,8 @@ def compress(
         allow_unsafe: allow Lambda layers / custom objects in the model file.
         overwrite: replace an existing bundle at ``out``.
         progress: Rich progress bars on stderr (or a reporter from :mod:`edgekit.compress.progress`).
+        strategy: fine-tuning's ``tf.distribute`` strategy: "auto", "none", "mirrored" or
+            "multiworker" (see :mod:`edgekit.compress.distribute`); the recipe's batch_size is per replica.
 
     Returns:
         A :class:`CompressResult`; ``budget_met`` is False when ``max_accuracy_drop`` could not be met
@@ -231,7 +234,7 @@ def compress(
     from edgekit.bundle import BundleWriter
     from edgekit.compile.build import build_bundle, check_build_request
     from edgekit.compile.check import model_output_kind
-    from edgekit.data import check_labels, load_dataset, split_dataset
+    from edgekit.data import check_labels, load_dataset, sample_stratified, split_dataset
     from edgekit.intake import load_model
 
     t0 = time.perf_counter()
@@ -248,6 +251,9 @@ def compress(
     rcp = resolve_recipe(recipe, over)
     prog = as_progress(progress)
     BundleWriter(out, overwrite=overwrite)  # refuses a non-bundle folder at `out` now, not after training
+    from edgekit.compress.distribute import resolve_strategy
+
+    training = resolve_strategy(strategy)  # before TensorFlow runs anything: multi-worker needs that
 
     loaded = load_model(model_path, allow_unsafe=allow_unsafe)
     spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
@@ -268,22 +274,27 @@ def compress(
     counts = check_labels(ds, loaded.num_outputs, min_per_class=MIN_PER_CLASS)
     labels = list(ds.class_names)
     profiles = check_build_request(
-        model=loaded.model, targets=list(rcp.targets), representative=ds.x[:1], labels=labels, spec=spec
+        model=loaded.model, targets=list(rcp.targets), representative=ds[:1], labels=labels, spec=spec
     )
     train, held = split_dataset(ds, holdout=rcp.holdout, seed=rcp.seed)
+    if rcp.eval_samples is not None and rcp.eval_samples < len(held):
+        held = sample_stratified(held, rcp.eval_samples, seed=rcp.seed)
     timings["load"] = time.perf_counter() - t0
     data_report = {
         "source": str(data),
         "samples": len(ds),
         "train": len(train),
-        "held_out": len(held),
+        "held_out": len(held),  # scored for every variant (at most eval_samples of the split)
         "per_class": counts,
         "skipped_files": len(ds.skipped),
         "preprocess_from": spec_source,
+        "fine_tuning": {**training.to_dict(), "batch_per_replica": rcp.batch_size, "global_batch": training.global_batch(rcp.batch_size)},
     }
 
     state = _Run(loaded.model, train, held, len(labels), output_kind, rcp, prog, timings)
-    rows = state.run()
+    state.global_batch = training.global_batch(rcp.batch_size)
+    with training.scope():  # tfmot wrappers, compile and fit are built under the strategy
+        rows = state.run()
     notes.extend(state.notes)
 
     t = time.perf_counter()
@@ -330,7 +341,7 @@ def compress(
         labels=labels,
         representative=rep,
         targets=list(rcp.targets),
-        eval_data=(held.x, held.y),
+        eval_data=(held, held.y),  # streamed: the interpreter reads one sample at a time
         source_model=loaded.source_info(),
         recipe=rcp.to_dict(),
         float_fallback_layers=fallback,
@@ -384,12 +395,13 @@ class _Run:
 
         # One cache for the budget loop and the build: each distinct artifact is converted once.
         self.conversions = ConversionCache()
+        self.global_batch = rcp.batch_size  # per replica x replicas, set by compress()
 
     def _row(self, variant: str, model: Any, note: str = "", macs: int | None = None) -> dict[str, Any]:
         from edgekit.compress.evaluate import keras_row
 
         return keras_row(
-            variant, model, self.held.x, self.held.y, num_classes=self.classes, note=note, macs=macs, output=self.output_kind
+            variant, model, self.held, num_classes=self.classes, note=note, macs=macs, output=self.output_kind
         )
 
     def _teacher(self) -> Any:
@@ -398,12 +410,12 @@ class _Run:
         from edgekit.compress.distill import log_probs
         from edgekit.compress.finetune import Teacher, predict
 
-        return Teacher(log_probs(predict(self.original, self.train.x), self.output_kind), self.rcp.distill_temperature, self.rcp.distill_alpha)
+        return Teacher(log_probs(predict(self.original, self.train), self.output_kind), self.rcp.distill_temperature, self.rcp.distill_alpha)
 
     def _ft(self) -> dict[str, Any]:
         r = self.rcp
         return dict(
-            epochs=r.epochs, batch_size=r.batch_size, learning_rate=r.learning_rate, output_kind=self.output_kind,
+            epochs=r.epochs, batch_size=self.global_batch, learning_rate=r.learning_rate, output_kind=self.output_kind,
             progress=self.prog, seed=r.seed,
         )  # fmt: skip
 
@@ -423,7 +435,7 @@ class _Run:
             current, self.structured, _ = prune_channels(current, r.structured, norm=r.structured_norm)
             if r.epochs > 0:
                 kw = self._ft()
-                fine_tune(current, self.train.x, self.train.y, teacher=teacher, description=f"fine-tuning after removing {r.structured:.0%} of channels", **kw)
+                fine_tune(current, self.train, teacher=teacher, description=f"fine-tuning after removing {r.structured:.0%} of channels", **kw)
             rows.append(self._row(f"structured {r.structured:.0%}", current, note=f"MACs {self.structured.macs_before:,} → {self.structured.macs_after:,}"))
             self.timings["structured"] = time.perf_counter() - t
         if r.sparsity is not None or r.mn is not None:
@@ -431,7 +443,7 @@ class _Run:
 
             t = time.perf_counter()
             current, self.pruning = prune_magnitude(
-                current, self.train.x, self.train.y, sparsity=r.sparsity, mn=r.mn_pair, teacher=teacher, **self._ft()
+                current, self.train, self.train.y, sparsity=r.sparsity, mn=r.mn_pair, teacher=teacher, **self._ft()
             )
             label = f"pruned {r.sparsity:.0%}" if r.sparsity is not None else f"pruned {r.mn}"
             rows.append(self._row(label, current, note=f"{self.pruning.achieved:.1%} of pruned weights are zero"))
@@ -446,7 +458,7 @@ class _Run:
             kw["learning_rate"] = r.qat_learning_rate
             try:
                 self.qat_model, self.qat = quantize_aware(
-                    current, self.train.x, self.train.y, preserve_sparsity=r.sparsity is not None or r.mn is not None, teacher=teacher, **kw
+                    current, self.train, self.train.y, preserve_sparsity=r.sparsity is not None or r.mn is not None, teacher=teacher, **kw
                 )
             except QATUnavailable as e:
                 self.notes.append(str(e))
@@ -478,7 +490,7 @@ class _Run:
 
         def score(content: bytes, label: str) -> dict[str, Any]:
             return tflite_row(
-                f"{profile.name} {label} .tflite", content, self.held.x, self.held.y,
+                f"{profile.name} {label} .tflite", content, self.held,
                 num_classes=self.classes, target=profile.name, output=self.output_kind,
             )  # fmt: skip
 

@@ -42,7 +42,7 @@ class Recipe:
     structured_norm: str = "l1"  # how filters are ranked for removal: "l1" or "l2"
     # Fine-tuning (after each pruning step, and for QAT).
     epochs: int = 2  # epochs per fine-tuning phase; 0 = no fine-tuning (structured pruning only)
-    batch_size: int = 32
+    batch_size: int = 32  # per replica: a step under N replicas trains on batch_size x N samples
     learning_rate: float = 5e-4  # Adam, for fine-tuning after pruning
     qat_learning_rate: float = 1e-4  # Adam, for QAT (lower: the weights are already good, only ranges adapt)
     distill: bool = False  # the original model teaches: KL on softened outputs + hard-label loss
@@ -50,10 +50,11 @@ class Recipe:
     distill_alpha: float = 0.5  # weight of the distillation term; 1 - alpha goes to the hard labels
     # Quantization.
     qat: bool = False  # quantization-aware training (sparsity-preserving when the model is pruned)
-    calibration_samples: int = 200  # representative images for int8 calibration, drawn stratified
+    calibration_samples: int = 200  # representative images for int8 calibration, drawn stratified (the only images held in memory)
     max_accuracy_drop: float | None = None  # top-1 points the int8 model may lose against the original float
     # Evaluation and output.
     holdout: float = 0.2  # fraction of the data held out for evaluation (never trained on)
+    eval_samples: int | None = None  # score every variant (and the budget loop) on at most this many held-out samples, stratified; None = all
     seed: int = 0
     targets: tuple[str, ...] = ("cpu",)
     description: str = ""
@@ -73,6 +74,8 @@ class Recipe:
         _int("epochs", self.epochs, minimum=0)
         _int("batch_size", self.batch_size, minimum=1)
         _int("calibration_samples", self.calibration_samples, minimum=1)
+        if self.eval_samples is not None:
+            _int("eval_samples", self.eval_samples, minimum=1)
         _int("seed", self.seed, minimum=0)
         _positive("learning_rate", self.learning_rate)
         _positive("qat_learning_rate", self.qat_learning_rate)
@@ -181,7 +184,7 @@ class Recipe:
     def without(self, *names: str) -> "Recipe":
         """A copy with optional settings switched off (set to None), e.g. ``without("sparsity")``."""
         for n in names:
-            if n not in ("sparsity", "mn", "structured", "max_accuracy_drop"):
+            if n not in ("sparsity", "mn", "structured", "max_accuracy_drop", "eval_samples"):
                 raise ConfigError(f"recipe setting {n!r} cannot be switched off; only optional ones can.")
         return replace(self, **{n: None for n in names})
 

@@ -1,8 +1,12 @@
 """Image-folder data sets: one subfolder per class, or a flat folder of unlabelled images.
 
 Class index = position of the subfolder name in sorted order (or in the
-``class_names`` the caller passes, e.g. a bundle's labels). Files are read in
-sorted order so the same folder always gives the same arrays.
+``class_names`` the caller passes, e.g. a bundle's labels). Files are listed
+in sorted order so the same folder always gives the same data set.
+
+Loading lists the files and decodes each once (in parallel, keeping nothing)
+to leave out unreadable ones before the split, exactly as a full read would;
+the pixels are decoded again, in batches, when a consumer reads them.
 """
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data.dataset import Dataset
+from edgekit.data.source import ImageFiles, parallel_map
 from edgekit.errors import DataError
 from edgekit.preprocess import IMAGE_EXTENSIONS, PreprocessSpec, is_image_name, list_files, list_images, read_image
+
 _SHOWN = 5  # how many skipped names one warning lists
 
 
@@ -24,7 +30,7 @@ class SkippedFilesWarning(UserWarning):
 def load_image_folder(
     root: Path, spec: PreprocessSpec, *, labelled: bool | None = None, class_names: list[str] | None = None
 ) -> Dataset:
-    """Read and preprocess every image under ``root``; see :func:`edgekit.data.load_dataset`."""
+    """List the readable images under ``root`` (decoded on demand); see :func:`edgekit.data.load_dataset`."""
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     if labelled is None:
         labelled = bool(class_dirs)
@@ -48,15 +54,13 @@ def load_image_folder(
         skipped += [(f, "not an image") for f in list_files(root) if not is_image_name(f)]
         class_names = list(class_names or [])
 
-    x = np.empty((len(candidates), *spec.shape), dtype=np.float32)
     labels: list[int] = []
     paths: list[str] = []
-    for f, label in candidates:
-        image = read_image(f)
-        if image is None:
+    readable = parallel_map(lambda f: read_image(f) is not None, (f for f, _ in candidates))
+    for (f, label), ok in zip(candidates, readable):
+        if not ok:
             skipped.append((f, "unreadable"))
             continue
-        x[len(paths)] = spec.apply(image, input_order="bgr")
         paths.append(str(f))
         labels.append(label)
 
@@ -69,7 +73,8 @@ def load_image_folder(
             + (f" (skipped {len(skipped)} unusable file(s))." if skipped else "."),
         )
     return Dataset(
-        x=x[: len(paths)],
+        reader=ImageFiles(paths, spec),
+        index=np.arange(len(paths), dtype=np.int64),
         y=np.asarray(labels, dtype=np.int64) if labelled else None,
         class_names=class_names,
         paths=paths,
