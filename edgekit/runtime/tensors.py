@@ -111,7 +111,7 @@ def input_tables(spec: Any, info: TensorInfo) -> np.ndarray:
         >>> spec = PreprocessSpec.from_preset("symmetric", (4, 4))
         >>> info = TensorInfo("x", 0, (1, 4, 4, 3), "int8", 2 / 255, -1)
         >>> input_tables(spec, info)[0, [0, 255]].tolist()
-        [-128, 127]
+        [-128, 126]
     """
     return quantize(spec.channel_tables(), info)
 
@@ -137,9 +137,9 @@ class PixelInput:
     then ``p.write(prepared, out)`` into the tensor's (H, W, C) memory.
 
     Resize runs on uint8 pixels as in :meth:`~edgekit.preprocess.PreprocessSpec.pixels`;
-    a pure channel reordering (BGR <-> RGB, dropping alpha) is folded into the
-    lookup, after the resize (a per-channel resize commutes with reordering
-    channels, so this stays exact and resizes before touching every pixel).
+    a BGR <-> RGB swap of a 3-channel picture is folded into the lookup, after
+    the resize (a 3-channel resize commutes with reordering its channels, so
+    this stays exact; the tests check every interpolation).
 
     Example:
         >>> from edgekit.preprocess import PreprocessSpec
@@ -166,6 +166,7 @@ class PixelInput:
             if np.array_equal(self.tables[0].view(np.uint8), (np.arange(256) + k).astype(np.uint8)):
                 self._offset = k
         self._planes = [np.empty(spec.input_size, dtype=self.dtype) for _ in range(c)] if c > 1 else []
+        self._reordered = np.empty(spec.shape, dtype=np.uint8)
 
     def prepare(self, image: np.ndarray, *, input_order: str = "bgr") -> tuple[np.ndarray, tuple[int, ...]]:
         """Check, colour-convert and resize: (uint8 pixels, which source channel feeds each model channel).
@@ -179,8 +180,9 @@ class PixelInput:
         spec = self.spec
         _choice("input_order", input_order, INPUT_ORDERS)
         img = _check_image(image)
-        if self.fused and spec.channels == 3 and img.ndim == 3:
-            # Colour in, colour out: only the channel order can differ.
+        if self.fused and spec.channels == 3 and img.ndim == 3 and img.shape[2] == 3:
+            # Colour in, colour out: only the channel order can differ. Not for
+            # 4 channels: OpenCV's bicubic resize rounds 4-channel rows differently.
             px = spec._resize(img)
             return px, ((0, 1, 2) if input_order == spec.color_order else (2, 1, 0))
         px = spec.pixels(img, input_order=input_order)
@@ -195,14 +197,20 @@ class PixelInput:
         if not self.fused:
             out[...] = quantize(self.spec.normalize(px.reshape(self.spec.shape)), self.info)
             return
-        identity = source == tuple(range(len(source))) and (px.ndim == 2 or px.shape[2] == len(source))
-        if identity and self._one_table:
+        identity = source == tuple(range(len(source))) and px.shape[-1] == len(source)
+        if self._one_table:
+            if not identity:
+                # One table for every channel: swap the bytes first (BGR2RGB is
+                # its own inverse), then one lookup over the whole image.
+                px = _into(cv2.cvtColor(px, cv2.COLOR_BGR2RGB, dst=self._reordered), self._reordered)
             flat_in, flat_out = px.reshape(h, -1), out.reshape(h, -1)
             if self._offset is not None:
                 np.add(flat_in, np.uint8(self._offset), out=flat_out.view(np.uint8))
             else:
                 _into(cv2.LUT(flat_in, self.tables[0], dst=flat_out), flat_out)
             return
+        # One table per channel: split, look each model channel up from its
+        # source plane (the reordering costs nothing here), merge into ``out``.
         planes = cv2.split(px) if px.ndim == 3 else [px]
         for m, s in enumerate(source):
             dst = self._planes[m] if len(self._planes) > m else out.reshape(h, w)
@@ -214,7 +222,8 @@ class PixelInput:
             _into(cv2.merge(self._planes, dst=out), out)
 
 
-def _into(result: np.ndarray, out: np.ndarray) -> None:
+def _into(result: np.ndarray, out: np.ndarray) -> np.ndarray:
     # OpenCV writes into ``dst`` when it fits, else returns a new array; never lose a frame to that.
     if result.__array_interface__["data"][0] != out.__array_interface__["data"][0]:
         out[...] = result.reshape(out.shape)
+    return out
