@@ -82,9 +82,12 @@ def user_path(model_path: Path, spec: Any, threads: int, backend: Any) -> Callab
         x = (img.astype(np.float32) * spec.scale - mean) / std
         q = np.clip(np.round(x / in_scale + in_zero), info.min, info.max).astype(inp["dtype"])
         interp.set_tensor(inp["index"], q[None])
+        t0 = time.perf_counter()
         interp.invoke()
+        invoke_ms = (time.perf_counter() - t0) * 1e3
         y = (interp.get_tensor(out["index"]).astype(np.float32) - out_zero) * out_scale
-        return np.argsort(y[0])[::-1][:5]
+        np.argsort(y[0])[::-1][:5]
+        return invoke_ms
 
     return step
 
@@ -95,8 +98,12 @@ def float_path(predictor: Any) -> Callable[[np.ndarray], Any]:
 
     def step(frame: np.ndarray) -> Any:
         x = predictor.spec.apply(frame, input_order="bgr")
-        raw = predictor.engine.invoke(quantize(x[None, ...], predictor.input))
-        return predictor._topk(predictor._postprocess(raw))
+        q = quantize(x[None, ...], predictor.input)
+        t0 = time.perf_counter()
+        raw = predictor.engine.invoke(q)
+        invoke_ms = (time.perf_counter() - t0) * 1e3
+        predictor._topk(predictor._postprocess(raw))
+        return invoke_ms
 
     return step
 
@@ -125,7 +132,7 @@ def measure(bundle: Path, variant: str, threads: int, frame_hw: tuple[int, int],
 
     steps: dict[str, Callable[[], Any]] = {
         "bare": bare_interp.invoke,
-        "predict": lambda: predictor.predict(frame),
+        "predict": lambda: predictor.predict(frame).timings["invoke"],
         "float_path": lambda f=float_path(predictor): f(frame),
         "user": lambda f=user_path(b.path / subject.file, spec, threads, backend): f(frame),
     }
@@ -137,6 +144,9 @@ def measure(bundle: Path, variant: str, threads: int, frame_hw: tuple[int, int],
         "preprocess_float": lambda: quantize(spec.apply(frame)[None], predictor.input),
     }
     samples: dict[str, list[float]] = {k: [] for k in [*steps, *parts]}
+    # Wall time minus the path's own invoke, per call: the per-frame overhead,
+    # which a loaded machine's noise in the invoke itself does not swamp.
+    outside: dict[str, list[float]] = {k: [] for k in ("predict", "float_path", "user")}
     perf = time.perf_counter
     for fn in [*steps.values(), *parts.values()]:  # warm every path
         for _ in range(5):
@@ -145,10 +155,14 @@ def measure(bundle: Path, variant: str, threads: int, frame_hw: tuple[int, int],
         for name, fn in [*steps.items(), *parts.items()]:
             for _ in range(per_round):
                 t0 = perf()
-                fn()
-                samples[name].append((perf() - t0) * 1e3)
+                invoke_ms = fn()
+                wall = (perf() - t0) * 1e3
+                samples[name].append(wall)
+                if name in outside:
+                    outside[name].append(wall - invoke_ms)
     predictor.close()
     med = {k: float(np.median(v)) for k, v in samples.items()}
+    over = {k: float(np.median(v)) for k, v in outside.items()}
     return {
         "artifact": subject.file,
         "threads": threads,
@@ -157,6 +171,9 @@ def measure(bundle: Path, variant: str, threads: int, frame_hw: tuple[int, int],
         "samples_each": rounds * per_round,
         "fused_equals_float_path": identical,
         "p50_ms": {k: round(v, 4) for k, v in med.items()},
+        "outside_invoke_p50_ms": {k: round(v, 4) for k, v in over.items()},
+        "predict_overhead_vs_bare_pct": round(over["predict"] / med["bare"] * 100, 2),
+        "user_over_predict_at_bare_invoke": round((med["bare"] + over["user"]) / (med["bare"] + over["predict"]), 3),
         "predict_over_bare_pct": round((med["predict"] / med["bare"] - 1) * 100, 2),
         "float_path_over_bare_pct": round((med["float_path"] / med["bare"] - 1) * 100, 2),
         "user_over_predict": round(med["user"] / med["predict"], 3),
@@ -171,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, default=None, help="measure this bundle instead of building MobileNetV2")
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--per-round", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--per-round", type=int, default=10)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.bundle or build_mobilenet(args.out)

@@ -458,15 +458,25 @@ def test_fused_input_gray_models_and_gray_pictures(dtype, astronaut_bgr, camera)
             assert np.array_equal(out, quantize(spec.apply(image)[None], info)[0])
 
 
-def test_fused_input_uses_a_byte_add_when_the_table_is_an_offset(astronaut_bgr):
-    # raw preset, uint8 tensor with scale 1 and zero point 0: the table is the identity.
-    spec = PreprocessSpec.from_preset("raw", (40, 30), channels=3)
-    info = TensorInfo("x", 0, (1, 40, 30, 3), "int8", 1.0, -128)
+@pytest.mark.parametrize(
+    "preset,dtype,scale,zero,shift",
+    [
+        ("raw", "int8", 1.0, -128, True),  # int8(v - 128): the byte v + 128
+        ("unit", "uint8", 1 / 255, 0, True),
+        ("unit", "int8", 1 / 255, -128, True),
+        ("raw", "int8", 1.0, -120, False),  # saturates at 127 from v = 247: not a plain shift
+        ("symmetric", "int8", 2 / 255, -1, False),  # MobileNet's calibration: float rounding breaks ties both ways
+    ],
+)
+def test_fused_input_adds_a_byte_when_the_table_is_a_shift(preset, dtype, scale, zero, shift, astronaut_bgr):
+    spec = PreprocessSpec.from_preset(preset, (40, 30), channels=3)
+    info = TensorInfo("x", 0, (1, 40, 30, 3), dtype, scale, zero)
     fused = PixelInput(spec, info)
-    assert fused._offset == 128  # int8(v - 128) is the byte v + 128
-    out = np.empty(spec.shape, np.int8)
-    fused.write(fused.prepare(astronaut_bgr), out)
-    assert np.array_equal(out, quantize(spec.apply(astronaut_bgr)[None], info)[0])
+    assert (fused._shift is not None) == shift
+    for order in ("bgr", "rgb"):
+        out = np.empty(spec.shape, np.dtype(dtype))
+        fused.write(fused.prepare(astronaut_bgr, input_order=order), out)
+        assert np.array_equal(out, quantize(spec.apply(astronaut_bgr, input_order=order)[None], info)[0])
 
 
 def test_fused_input_refuses_bad_images_before_writing():

@@ -214,16 +214,7 @@ class Predictor:
         return class_probabilities(y, self.spec.output)
 
     def _topk(self, probs: np.ndarray) -> list[tuple[str, float]]:
-        k = self.top_k
-        if k < probs.size:
-            # Only the values >= the k-th largest can be in the top k; sorting
-            # those (stable, in index order) gives what a stable sort of all
-            # of them gives, ties included, without sorting 1000 classes.
-            kth = np.partition(probs, probs.size - k)[probs.size - k]
-            candidates = np.flatnonzero(probs >= kth)
-            order = candidates[np.argsort(-probs[candidates], kind="stable")[:k]]
-        else:
-            order = np.argsort(-probs, kind="stable")[:k]
+        order = np.argsort(-probs, kind="stable")[: self.top_k]
         return [(self.labels[i], float(probs[i])) for i in order]
 
     def _write_pixels(self, image: np.ndarray, input_order: str) -> None:

@@ -159,12 +159,14 @@ class PixelInput:
         self.tables = input_tables(spec, info) if self.fused else None
         c = spec.channels
         self._one_table = self.fused and all(np.array_equal(self.tables[0], t) for t in self.tables[1:])
-        # A table that is "byte + k (mod 256)" is one SIMD add instead of a gather.
-        self._offset: int | None = None
-        if self.fused and self._one_table and self.dtype.itemsize == 1:
-            k = (int(self.tables[0].view(np.uint8)[0])) % 256
-            if np.array_equal(self.tables[0].view(np.uint8), (np.arange(256) + k).astype(np.uint8)):
-                self._offset = k
+        # A table that is "value + the dtype's minimum" (the input scale and
+        # zero point match the spec exactly: unit or raw presets calibrated on
+        # the full 0..255 range) is one SIMD byte add instead of a gather.
+        self._shift: np.uint8 | None = None
+        if self._one_table and self.dtype.itemsize == 1:
+            low = int(np.iinfo(self.dtype).min)
+            if np.array_equal(self.tables[0].astype(np.int64), np.arange(256) + low):
+                self._shift = np.uint8(low % 256)
         self._planes = [np.empty(spec.input_size, dtype=self.dtype) for _ in range(c)] if c > 1 else []
         self._reordered = np.empty(spec.shape, dtype=np.uint8)
 
@@ -204,8 +206,8 @@ class PixelInput:
                 # its own inverse), then one lookup over the whole image.
                 px = _into(cv2.cvtColor(px, cv2.COLOR_BGR2RGB, dst=self._reordered), self._reordered)
             flat_in, flat_out = px.reshape(h, -1), out.reshape(h, -1)
-            if self._offset is not None:
-                np.add(flat_in, np.uint8(self._offset), out=flat_out.view(np.uint8))
+            if self._shift is not None:
+                np.add(flat_in, self._shift, out=flat_out.view(np.uint8))
             else:
                 _into(cv2.LUT(flat_in, self.tables[0], dst=flat_out), flat_out)
             return
@@ -214,16 +216,14 @@ class PixelInput:
         planes = cv2.split(px) if px.ndim == 3 else [px]
         for m, s in enumerate(source):
             dst = self._planes[m] if len(self._planes) > m else out.reshape(h, w)
-            if self._offset is not None:
-                np.add(planes[s], np.uint8(self._offset), out=dst.view(np.uint8))
-            else:
-                _into(cv2.LUT(planes[s], self.tables[m], dst=dst), dst)
+            _into(cv2.LUT(planes[s], self.tables[m], dst=dst), dst)
         if self._planes:
             _into(cv2.merge(self._planes, dst=out), out)
 
 
 def _into(result: np.ndarray, out: np.ndarray) -> np.ndarray:
-    # OpenCV writes into ``dst`` when it fits, else returns a new array; never lose a frame to that.
-    if result.__array_interface__["data"][0] != out.__array_interface__["data"][0]:
+    # OpenCV writes into ``dst`` and returns that very object when it fits,
+    # else returns a new array; never lose a frame to that.
+    if result is not out:
         out[...] = result.reshape(out.shape)
     return out
