@@ -334,16 +334,56 @@ class PreprocessSpec:
             >>> float(spec.apply(np.full((4, 4, 3), 255, np.uint8)).max())
             1.0
         """
+        return self.normalize(self.pixels(image, input_order=input_order))
+
+    def pixels(self, image: np.ndarray, *, input_order: str = "bgr") -> np.ndarray:
+        """The uint8 (H, W, C) pixels the model sees, before any arithmetic: colour conversion, then resize.
+
+        :meth:`apply` is ``normalize(pixels(image))``; the device's fused uint8
+        path (:mod:`edgekit.runtime.tensors`) starts from the same pixels.
+
+        Raises:
+            DataError: not a uint8 image of a supported shape.
+            ConfigError: unknown ``input_order``.
+        """
         _choice("input_order", input_order, INPUT_ORDERS)
         pixels = self._resize(self._convert(_check_image(image), input_order))
+        return pixels.reshape(self.shape)
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (..., H, W, C) in the model's order -> float32: ``px * scale``, ``- mean``, ``/ std``.
+
+        Every step is one float32 operation per element, so a pixel's result
+        depends only on its value and channel: :meth:`channel_tables` relies on it.
+        """
         scale, mean_row, std_row = self._consts
         x = np.multiply(pixels, scale, dtype=np.float32)
-        rows = x.reshape(self.input_size[0], -1)  # a view: H rows of W*C values
+        rows = x.reshape(-1, self.input_size[1] * self.channels)  # a view: rows of W*C values
         if mean_row is not None:
             np.subtract(rows, mean_row, out=rows)
         if std_row is not None:
             np.divide(rows, std_row, out=rows)
-        return x.reshape(self.shape)
+        return x
+
+    def channel_tables(self) -> np.ndarray:
+        """float32 (C, 256): what :meth:`normalize` makes of each uint8 value in each channel.
+
+        Computed by :meth:`normalize` itself on an image that holds every value
+        in every channel, so a lookup in these tables is bit-identical to the
+        arithmetic (each output element depends only on its pixel and channel).
+
+        Example:
+            >>> PreprocessSpec.from_preset("symmetric", (2, 2)).channel_tables()[:, 255].tolist()
+            [1.0, 1.0, 1.0]
+        """
+        h, w = self.input_size
+        c = self.channels
+        # 256 values per channel laid out as rows of width W: ceil(256 / W) rows.
+        n_rows = -(-256 // w)
+        values = np.zeros((n_rows * w, c), dtype=np.uint8)
+        values[:256] = np.arange(256, dtype=np.uint8)[:, None]
+        x = self.normalize(values.reshape(n_rows, w, c))
+        return np.ascontiguousarray(x.reshape(-1, c)[:256].T)
 
     def apply_batch(self, images: np.ndarray | Iterable[np.ndarray], *, input_order: str = "bgr") -> np.ndarray:
         """Preprocess many images (any sizes) into one float32 (N, H, W, C) array.

@@ -383,3 +383,117 @@ def test_apply_is_bit_identical_to_the_step_by_step_definition(preset):
     ref = px.astype(np.float32) * np.float32(spec.scale)
     ref = (ref - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     np.testing.assert_array_equal(spec.apply(img), ref)
+
+
+# ------------------------------------------------- the fused uint8 input path
+#
+# The device's per-frame path looks every pixel up in 256-entry tables instead
+# of doing the float arithmetic; these tests prove it is the same tensor, bit
+# for bit, as the float path the build side scores with.
+
+from edgekit.runtime.tensors import PixelInput, TensorInfo, dequantize, dequantize_table, dequantize_bytes, quantize  # noqa: E402
+
+
+def _input_info(spec: PreprocessSpec, dtype: str) -> TensorInfo:
+    # Quantization parameters a converter calibrates: the spec's output range over [0, 255].
+    lo = float(spec.channel_tables().min())
+    hi = float(spec.channel_tables().max())
+    if dtype in ("float32", "float16"):
+        return TensorInfo("x", 0, (1, *spec.shape), dtype, 0.0, 0)
+    q = np.iinfo(dtype)
+    scale = (hi - lo) / (q.max - q.min)
+    zero = int(round(q.min - lo / scale))
+    return TensorInfo("x", 0, (1, *spec.shape), dtype, scale, zero)
+
+
+@pytest.mark.parametrize("preset", ["unit", "raw", "symmetric", "imagenet"])
+def test_pixels_then_normalize_is_apply_and_tables_hold_every_value(preset, astronaut_bgr):
+    spec = PreprocessSpec.from_preset(preset, (37, 53), channels=3)
+    np.testing.assert_array_equal(spec.normalize(spec.pixels(astronaut_bgr)), spec.apply(astronaut_bgr))
+    tables = spec.channel_tables()
+    assert tables.shape == (3, 256) and tables.dtype == np.float32
+    # Every value of every channel, at scattered positions of a real-sized image.
+    rng = np.random.default_rng(1)
+    img = np.stack([rng.permutation(np.resize(np.arange(256, dtype=np.uint8), 37 * 53)) for _ in range(3)], -1)
+    img = img.reshape(37, 53, 3)
+    x = spec.normalize(img)
+    for c in range(3):
+        np.testing.assert_array_equal(x[..., c], tables[c][img[..., c]])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "float32", "float16"])
+@pytest.mark.parametrize("preset", ["unit", "raw", "symmetric", "imagenet"])
+def test_fused_input_equals_quantize_of_apply_on_real_photos(preset, dtype, astronaut_bgr):
+    """Colour orders, alpha, resize up and down, every interpolation: the same tensor as the float path."""
+    rng = np.random.default_rng(0)
+    small = np.ascontiguousarray(astronaut_bgr[::4, ::4])  # 128x128
+    bgra = cv2.cvtColor(small, cv2.COLOR_BGR2BGRA)
+    bgra[..., 3] = rng.integers(0, 256, bgra.shape[:2], dtype=np.uint8)
+    for model_order in ("rgb", "bgr"):
+        for interpolation in INTERPOLATIONS:
+            for size in ((37, 53), (151, 170), (128, 128)):  # down, up, none
+                spec = PreprocessSpec.from_preset(preset, size, channels=3, color_order=model_order, interpolation=interpolation)
+                info = _input_info(spec, dtype)
+                fused = PixelInput(spec, info)
+                for image, order in ((small, "bgr"), (small, "rgb"), (bgra, "bgr"), (bgra, "rgb")):
+                    out = np.full(spec.shape, 7, dtype=np.dtype(dtype))
+                    fused.write(fused.prepare(image, input_order=order), out)
+                    expected = quantize(spec.apply(image, input_order=order)[None], info)[0]
+                    assert np.array_equal(out, expected), (model_order, interpolation, size, order, image.shape)
+    assert fused.fused == (dtype != "float16")  # float16 takes the float path, also exact
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_fused_input_gray_models_and_gray_pictures(dtype, astronaut_bgr, camera):
+    for spec in (
+        PreprocessSpec.from_preset("unit", (28, 28), channels=1),
+        PreprocessSpec(input_size=(31, 45), channels=1, color_order="gray", scale=1 / 255, mean=0.1307, std=0.3081),
+        PreprocessSpec.from_preset("imagenet", (31, 45), channels=3),
+    ):
+        info = _input_info(spec, dtype)
+        fused = PixelInput(spec, info)
+        for image in (camera, camera[:, :, None], astronaut_bgr, camera[::2, 1::3]):  # last: a strided view
+            out = np.empty(spec.shape, np.dtype(dtype))
+            fused.write(fused.prepare(image), out)
+            assert np.array_equal(out, quantize(spec.apply(image)[None], info)[0])
+
+
+@pytest.mark.parametrize(
+    "preset,dtype,scale,zero,shift",
+    [
+        ("raw", "int8", 1.0, -128, True),  # int8(v - 128): the byte v + 128
+        ("unit", "uint8", 1 / 255, 0, True),
+        ("unit", "int8", 1 / 255, -128, True),
+        ("raw", "int8", 1.0, -120, False),  # saturates at 127 from v = 247: not a plain shift
+        ("symmetric", "int8", 2 / 255, -1, False),  # MobileNet's calibration: float rounding breaks ties both ways
+    ],
+)
+def test_fused_input_adds_a_byte_when_the_table_is_a_shift(preset, dtype, scale, zero, shift, astronaut_bgr):
+    spec = PreprocessSpec.from_preset(preset, (40, 30), channels=3)
+    info = TensorInfo("x", 0, (1, 40, 30, 3), dtype, scale, zero)
+    fused = PixelInput(spec, info)
+    assert (fused._shift is not None) == shift
+    for order in ("bgr", "rgb"):
+        out = np.empty(spec.shape, np.dtype(dtype))
+        fused.write(fused.prepare(astronaut_bgr, input_order=order), out)
+        assert np.array_equal(out, quantize(spec.apply(astronaut_bgr, input_order=order)[None], info)[0])
+
+
+def test_fused_input_refuses_bad_images_before_writing():
+    spec = PreprocessSpec.from_preset("unit", (8, 8), channels=3)
+    fused = PixelInput(spec, _input_info(spec, "int8"))
+    with pytest.raises(DataError, match="uint8"):
+        fused.prepare(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(DataError, match="HxWx3"):
+        fused.prepare(np.zeros((8, 8, 2), np.uint8))
+    with pytest.raises(ConfigError, match="input_order"):
+        fused.prepare(np.zeros((8, 8, 3), np.uint8), input_order="hsv")
+
+
+@pytest.mark.parametrize("dtype,scale,zero", [("int8", 1 / 256, -128), ("uint8", 0.0173, 7), ("int8", 0.37, 3)])
+def test_dequantize_table_equals_dequantize_for_every_byte(dtype, scale, zero):
+    info = TensorInfo("y", 0, (1, 256), dtype, scale, zero)
+    raw = np.arange(256, dtype=np.uint8).view(dtype)[None][:, ::-1].copy()
+    table = dequantize_table(info)
+    np.testing.assert_array_equal(dequantize_bytes(raw, table), dequantize(raw, info).reshape(-1))
+    assert dequantize_table(TensorInfo("y", 0, (1, 4), "float32", 0.0, 0)) is None

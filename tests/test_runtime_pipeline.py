@@ -173,3 +173,35 @@ def test_an_artifact_that_contradicts_its_manifest_is_refused(bundle, tmp_path):
     b2 = rf.copy_bundle(bundle, tmp_path / "wrong_size", preprocess=spec)
     with pytest.raises(BundleError, match=r"takes input shape \[1, 28, 28, 1\]"):
         Predictor.from_bundle(b2, target="cpu")
+
+
+def test_fused_predict_feeds_the_build_sides_tensor_and_scores_identically(bundle):
+    """The uint8 table path: same input tensor as the build side's float path, same scores as its scorer, exactly."""
+    from edgekit.metrics import class_probabilities
+    from edgekit.runtime.tensors import quantize
+
+    p = Predictor.from_bundle(bundle, target="cpu")
+    assert p.input.dtype == "int8" and p._pixels.fused and p._dequantize_table is not None
+    interp = select_backend().Interpreter(model_path=str(bundle / p.plan.entry.file))
+    interp.allocate_tensors()
+    # Digit scans (gray, 8x8 -> 28x28) and colour photographs (BGR -> gray, resized down).
+    images = [read_image(f) for f in rf.digit_files(1)] + list(rf.photos_bgr().values())
+    x = DIGITS_SPEC.apply_batch(images)
+    expected = class_probabilities(run_batch(interp, x), DIGITS_SPEC.output)  # as compile/check.py's evaluate scores
+    for image, xi, want in zip(images, x, expected):
+        pred = p.predict(image)
+        assert np.array_equal(p.engine.interpreter.get_tensor(p.input.index), quantize(xi[None], p.input))
+        assert np.array_equal(pred.scores, want)
+        assert [label for label, _ in pred.topk] == [p.labels[i] for i in np.argsort(-want, kind="stable")[:5]]
+    # A refused picture leaves no view on the interpreter's memory behind: the next frame runs.
+    with pytest.raises(DataError):
+        p.predict(np.zeros((4, 4, 2), np.uint8))
+    assert np.array_equal(p.predict(images[0]).scores, expected[0])
+
+
+def test_top_k_keeps_a_stable_sorts_order_on_ties(bundle):
+    p = Predictor.from_bundle(bundle, target="cpu", top_k=3)
+    probs = np.array([0.1, 0.3, 0.3, 0.05, 0.3, 0.0, 0.1, 0.1, 0.05, 0.0], np.float32)
+    assert p._topk(probs) == [("1", pytest.approx(0.3)), ("2", pytest.approx(0.3)), ("4", pytest.approx(0.3))]
+    p.top_k = 5
+    assert [label for label, _ in p._topk(probs)] == ["1", "2", "4", "0", "6"]

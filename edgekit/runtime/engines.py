@@ -109,6 +109,10 @@ class InterpreterEngine:
             raise EngineUnavailable(f"{self.path.name} did not load on {accelerator}: {reason}") from err
         self.input = TensorInfo.from_detail(self._interp.get_input_details()[0])
         self.output = TensorInfo.from_detail(self._interp.get_output_details()[0])
+        # The interpreter's raw-access function: each call is a numpy view on
+        # the input tensor's own memory, so the per-frame path writes there
+        # instead of filling a copy for set_tensor.
+        self._input_tensor = self._interp.tensor(self.input.index)
 
     @property
     def interpreter(self) -> Any:
@@ -121,8 +125,22 @@ class InterpreterEngine:
         self._interp.invoke()
         return self._interp.get_tensor(self.output.index)
 
+    def input_view(self) -> np.ndarray:
+        """The input tensor's memory as a writable (H, W, C) array, for :meth:`run`.
+
+        Drop the view before calling :meth:`run`: the interpreter refuses to
+        run while a view on its buffers is alive (its buffers may move).
+        """
+        return self._input_tensor()[0]
+
+    def run(self) -> np.ndarray:
+        """Invoke on what was written through :meth:`input_view`; returns the raw output (a small copy)."""
+        self._interp.invoke()
+        return self._interp.get_tensor(self.output.index)
+
     def close(self) -> None:
         self._interp = None
+        self._input_tensor = None
         self._delegates = []
 
 
@@ -166,11 +184,19 @@ class CompiledModelEngine:
             raise EngineUnavailable(f"LiteRT {accelerator.upper()} accelerator unavailable: {cap.reason(failure)}")
         self.fully_accelerated = bool(self._model.is_fully_accelerated())
         self._out_size = int(np.prod(self.output.shape))
+        self._staging = np.empty(self.input.shape, dtype=np.dtype(self.input.dtype))
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         self._inputs[0].write(np.ascontiguousarray(x))
         self._model.run_by_index(0, self._inputs, self._outputs)
         return self._outputs[0].read(self._out_size, np.dtype(self.output.dtype)).reshape(self.output.shape)
+
+    def input_view(self) -> np.ndarray:
+        """A host array (H, W, C) that :meth:`run` writes to the accelerator's input buffer."""
+        return self._staging[0]
+
+    def run(self) -> np.ndarray:
+        return self.invoke(self._staging)
 
     def close(self) -> None:
         # Releasing the environment makes LiteRT log its teardown; keep it off the console.

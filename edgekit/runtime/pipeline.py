@@ -30,7 +30,7 @@ from edgekit.runtime.accelerators import Plan, device_prefs, open_plan
 from edgekit.runtime.backends import LoadedBackend, select_backend
 from edgekit.runtime.sources import Frame, Source, open_source
 from edgekit.metrics import class_probabilities, output_classes
-from edgekit.runtime.tensors import TensorInfo, dequantize, quantize
+from edgekit.runtime.tensors import PixelInput, TensorInfo, dequantize, dequantize_bytes, dequantize_table, quantize
 
 
 @dataclass
@@ -101,6 +101,16 @@ class Predictor:
         if top_k < 1:
             raise ConfigError(f"top-k must be >= 1; received {top_k}.")
         self.top_k = min(top_k, len(self.labels))
+        # The per-frame path for uint8 pictures: one table lookup per value
+        # straight into the input tensor, bit-identical to preprocess + quantize.
+        self._pixels = PixelInput(self.spec, self.input)
+        self._dequantize_table = dequantize_table(self.output)
+        if hasattr(engine, "input_view"):
+            self._input_view, self._run = engine.input_view, engine.run
+        else:  # an engine without raw access (a peer): fill a host array and hand it over
+            staging = np.empty(self.input.shape, dtype=np.dtype(self.input.dtype))
+            self._input_view = lambda: staging[0]
+            self._run = lambda: engine.invoke(staging)
 
     @classmethod
     def from_bundle(
@@ -169,12 +179,7 @@ class Predictor:
     def preprocess(self, image: Any, *, input_order: str = "bgr") -> np.ndarray:
         """An image (uint8 array or file path) or an already preprocessed float array → float32 (H, W, C)."""
         if isinstance(image, (str, os.PathLike)):
-            from edgekit.preprocess import read_image
-
-            pixels = read_image(image)
-            if pixels is None:
-                raise DataError(f"cannot read image {image}: missing, not an image, or truncated.")
-            return self.spec.apply(pixels, input_order="bgr")
+            return self.spec.apply(self._read(image), input_order="bgr")
         if isinstance(image, np.ndarray) and image.dtype != np.uint8:
             x = np.asarray(image, dtype=np.float32)
             if x.shape == (1, *self.spec.shape):
@@ -187,6 +192,15 @@ class Predictor:
             return x
         return self.spec.apply(image, input_order=input_order)
 
+    @staticmethod
+    def _read(path: str | os.PathLike[str]) -> np.ndarray:
+        from edgekit.preprocess import read_image
+
+        pixels = read_image(path)
+        if pixels is None:
+            raise DataError(f"cannot read image {path}: missing, not an image, or truncated.")
+        return pixels
+
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for one preprocessed (H, W, C) input."""
         raw = self.engine.invoke(quantize(x[None, ...], self.input))
@@ -194,11 +208,20 @@ class Predictor:
 
     def _postprocess(self, raw: np.ndarray) -> np.ndarray:
         # The same rule as the build side's evaluation, so deploy scores what was measured.
-        return class_probabilities(dequantize(raw, self.output).reshape(-1), self.spec.output)
+        # An 8-bit output is dequantized by a 256-entry table made by dequantize() itself.
+        table = self._dequantize_table
+        y = dequantize_bytes(raw, table) if table is not None else dequantize(raw, self.output).reshape(-1)
+        return class_probabilities(y, self.spec.output)
 
     def _topk(self, probs: np.ndarray) -> list[tuple[str, float]]:
         order = np.argsort(-probs, kind="stable")[: self.top_k]
         return [(self.labels[i], float(probs[i])) for i in order]
+
+    def _write_pixels(self, image: np.ndarray, input_order: str) -> None:
+        prepared = self._pixels.prepare(image, input_order=input_order)  # may raise: before any buffer is touched
+        view = self._input_view()
+        self._pixels.write(prepared, view)
+        del view  # the interpreter refuses to run while a view on its memory is alive
 
     def predict(self, image: Any, *, input_order: str = "bgr") -> Prediction:
         """Classify one image: a uint8 array (BGR as OpenCV reads it, or ``input_order="rgb"``),
@@ -208,10 +231,16 @@ class Predictor:
             DataError: the image is not a supported uint8 image or cannot be read.
         """
         t0 = time.perf_counter()
-        x = self.preprocess(image, input_order=input_order)
-        q = quantize(x[None, ...], self.input)
-        t1 = time.perf_counter()
-        raw = self.engine.invoke(q)
+        if isinstance(image, np.ndarray) and image.dtype != np.uint8:
+            q = quantize(self.preprocess(image)[None, ...], self.input)  # already preprocessed floats
+            t1 = time.perf_counter()
+            raw = self.engine.invoke(q)
+        else:
+            if isinstance(image, (str, os.PathLike)):
+                image, input_order = self._read(image), "bgr"
+            self._write_pixels(image, input_order)
+            t1 = time.perf_counter()
+            raw = self._run()
         t2 = time.perf_counter()
         probs = self._postprocess(raw)
         topk = self._topk(probs)
