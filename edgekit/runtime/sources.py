@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from edgekit.errors import MissingExtraError, SourceError
+from edgekit.errors import DataError, MissingExtraError, SourceError
 from edgekit.preprocess import IMAGE_EXTENSIONS, is_image_name, list_images
 
 log = logging.getLogger("edgekit.runtime")
@@ -178,7 +178,11 @@ class ImageSource(Source):
             if self._closed.is_set():
                 return
             t0 = time.perf_counter()
-            image = read_image(path)
+            try:
+                image = read_image(path)
+            except DataError as e:  # over the pixel cap: skipped and said why, the run goes on
+                log.warning("%s", e)
+                image = None
             ms = (time.perf_counter() - t0) * 1e3
             if image is None:
                 self.count_skipped(str(path))
