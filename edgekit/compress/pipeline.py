@@ -154,10 +154,14 @@ def _rescaling_layer(model: Any) -> str | None:
     return None
 
 
-def check_inputs_early(data: str | Path, preprocess: Any) -> None:
-    """Refuse a missing data path or an unusable --preprocess before the model's 8-12 s load."""
+def check_inputs_early(data: str | Path, preprocess: Any, targets: Any = ()) -> None:
+    """Refuse unknown targets, a missing data path or an unusable --preprocess before the model's 8-12 s load."""
     from edgekit.errors import DataError
     from edgekit.preprocess import list_presets
+    from edgekit.profiles import resolve_target
+
+    for t in targets or ():
+        resolve_target(t)
 
     if not Path(data).exists():
         raise DataError(f"data {data} does not exist.", hint="Give a folder of labelled images (one subfolder per class) or an .npz.")
@@ -264,7 +268,7 @@ def compress(
     prog = as_progress(progress)
     BundleWriter(out, overwrite=overwrite)  # refuses a non-bundle folder at `out` now, not after training
 
-    check_inputs_early(data, preprocess)
+    check_inputs_early(data, preprocess, rcp.targets)
     loaded = load_model(model_path, allow_unsafe=allow_unsafe)
     spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
     output_kind = model_output_kind(loaded.model)
