@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgekit.bundle import json_default
 from edgekit.errors import EdgekitError
@@ -60,7 +61,7 @@ def run_command(fn: F) -> F:
 
 
 def _fail(message: str, kind: str, code: int, json_out: bool) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if json_out:
         print_json({"ok": False, "error": {"type": kind, "message": message, "exit_code": code}})
     raise typer.Exit(code) from None
@@ -68,7 +69,7 @@ def _fail(message: str, kind: str, code: int, json_out: bool) -> None:
 
 class _LineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(f"[yellow]warning:[/] {_one_line(record.getMessage())}", soft_wrap=True, markup=False)
+        err_console.print(f"[yellow]warning:[/] {escape(_one_line(record.getMessage()))}", soft_wrap=True)
 
 
 class _edgekit_log_lines:  # noqa: N801 - used like a function
@@ -94,7 +95,7 @@ class _warnings_as_lines:  # noqa: N801 - used like a function
         self.ctx.__enter__()
 
         def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-            err_console.print(f"[yellow]warning:[/] {_one_line(str(message))}", soft_wrap=True, markup=False)
+            err_console.print(f"[yellow]warning:[/] {escape(_one_line(str(message)))}", soft_wrap=True)
 
         warnings.showwarning = show
 
