@@ -510,11 +510,17 @@ def read_image(path: str | Path) -> np.ndarray | None:
         The image, or None when the file cannot be read, is not an image, or
         is a truncated JPEG/PNG.
 
+    Raises:
+        DataError: the header says the image is over the pixel cap
+            (:data:`edgekit.limits.IMAGE_PIXELS`, ``EDGEKIT_MAX_IMAGE_PIXELS``).
+
     Example:
         >>> read_image("no/such/file.png") is None
         True
     """
     import cv2
+
+    from edgekit.limits import check_pixels, image_dimensions
 
     try:
         buf = np.fromfile(str(path), dtype=np.uint8)
@@ -522,6 +528,11 @@ def read_image(path: str | Path) -> np.ndarray | None:
         return None
     if buf.size == 0 or not _complete(buf):
         return None
+    size = image_dimensions(buf[:1 << 16].tobytes())
+    if size is not None:
+        from edgekit.errors import DataError
+
+        check_pixels(*size, what=f"image {path}", error=DataError)  # before decoding: a 20000x20000 PNG is 1.2 GB
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
     except cv2.error:

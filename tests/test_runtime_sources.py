@@ -237,3 +237,71 @@ def test_reconnect_policy_backoff_is_capped():
     assert [p.delay(i) for i in range(1, 7)] == [0.0, 0.5, 1.0, 2.0, 3.0, 3.0]
     with pytest.raises(ValueError):
         ReconnectPolicy(open_attempts=0)
+
+
+def _exit_after_a_few_live_frames(url: str, root: Path) -> list[int]:
+    """Three fresh interpreters read a few frames of a live stream, break out, and exit."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+from edgekit.runtime.sources import open_source
+src = open_source({url!r})
+for i, frame in enumerate(src.frames()):
+    if i == 2:
+        break
+"""
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    codes = []
+    for _ in range(3):
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        assert "FATAL" not in p.stderr, p.stderr[-1000:]
+        codes.append(p.returncode)
+    return codes
+
+
+def test_live_source_left_open_still_exits_cleanly():
+    """The capture thread is joined at exit even when nobody closed the source (no abort 134/139)."""
+    with rf.MjpegServer(list(rf.photos_bgr().values()), fps=100) as server:
+        codes = _exit_after_a_few_live_frames(server.url, Path(__file__).resolve().parents[1])
+    assert codes == [0, 0, 0]
+
+
+def test_closing_a_live_source_joins_its_capture_thread():
+    with rf.MjpegServer(list(rf.photos_bgr().values()), fps=100) as server:
+        src = open_source(server.url, policy=FAST)
+        for i, _ in enumerate(src.frames()):
+            if i == 2:
+                break
+        src.close()
+        assert src._thread is not None and not src._thread.is_alive()
+
+
+def test_a_truncated_video_accounts_for_every_frame(tmp_path):
+    """A copy cut short: frames read + skipped + unread = the header's count (none unaccounted)."""
+    rng = np.random.default_rng(0)  # noise: every frame is big, so the cut lands mid-stream
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(60)]
+    whole = rf.write_video(tmp_path / "whole.avi", frames, fourcc="FFV1")
+    cut = tmp_path / "cut.avi"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.3)])  # the index at the end is gone too
+    src = VideoFileSource(cut)
+    read = sum(1 for _ in src.frames())
+    if src.total is None:
+        pytest.skip("this OpenCV build reports no frame count for a truncated AVI")
+    assert read < src.total
+    assert read + src.skipped + src.unread == src.total, (read, src.skipped, src.unread, src.total)
+
+
+def test_reconnect_waits_are_not_part_of_the_frame_rate():
+    from edgekit.runtime.stats import RunStats
+
+    s = RunStats()
+    for _ in range(10):
+        s.add_frame({"invoke": 1.0})
+    time.sleep(0.2)
+    s.stop()
+    s.paused_s = 0.15
+    assert s.fps == pytest.approx(10 / (s.elapsed_s - 0.15))
+    assert s.to_dict()["reconnect_wait_s"] == 0.15

@@ -105,6 +105,9 @@ def parse_frame_size(text: str | None) -> tuple[int, int] | None:
     w, sep, h = text.lower().partition("x")
     if not sep or not w.strip().isdigit() or not h.strip().isdigit() or int(w) < 1 or int(h) < 1:
         raise ConfigError(f"--frame-size must be WIDTHxHEIGHT, e.g. 640x480; received {text!r}.")
+    from edgekit.limits import check_pixels
+
+    check_pixels(int(w), int(h), what=f"--frame-size {text}")
     return int(w), int(h)
 
 

@@ -376,10 +376,13 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"bench result {p} does not exist.", hint="Write one with 'edgekit bench BUNDLE --output FILE'.")
+    from edgekit.jsonio import parse_json
+
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"bench result {p} is not readable JSON ({e}).") from e
+        text = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"bench result {p} is not readable ({e.strerror or e}).") from e
+    doc = parse_json(text, what=f"bench result {p}")
     return validate(doc, what=str(p))
 
 
@@ -388,9 +391,12 @@ def is_result_file(path: str | os.PathLike[str]) -> bool:
     p = Path(path)
     if not p.is_file() or p.name == "manifest.json":
         return False
+    from edgekit.errors import EdgekitError
+    from edgekit.jsonio import parse_json
+
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = parse_json(p.read_bytes(), what=str(p))
+    except (OSError, EdgekitError):
         return False
     return isinstance(doc, dict) and doc.get("schema") == SCHEMA_ID
 

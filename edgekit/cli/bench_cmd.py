@@ -46,7 +46,11 @@ def bench(
     Exit codes with --baseline: 0 pass, 1 regressed, 3 spread too wide to judge.
     """
     from edgekit.bench.schema import is_result_file, load_result
+    from edgekit.bundle.store import check_writable_target
 
+    for flag, path in (("--output", output), ("--plot", plot), ("--html", html_out)):
+        if path is not None:
+            check_writable_target(path, what=flag)  # a device/FIFO/folder there fails now, not after measuring
     threshold = None
     base = None
     if baseline is not None:

@@ -28,8 +28,9 @@ def deploy(
 ) -> None:
     """Classify frames from a source with a bundle: JSON Lines, video, window, summary.
 
-    Ctrl-C or SIGTERM stops cleanly: results written so far are kept and the
-    summary is printed.
+    Ctrl-C or SIGTERM stops cleanly: results written so far are kept, the
+    summary is printed, and the exit code is 130 (SIGINT) or 143 (SIGTERM).
+    ``--jsonl -`` writes the JSON Lines to stdout (the summary then goes to stderr).
     """
     import os
 
@@ -38,7 +39,17 @@ def deploy(
     # a user's own setting wins.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    from edgekit.errors import ConfigError
     from edgekit.runtime.deploy import deploy as run_deploy
+
+    to_stdout = jsonl is not None and str(jsonl) == "-"
+    if to_stdout and json_out:
+        raise ConfigError("--jsonl - and --json both want standard output.", hint="Write the JSON Lines to a file, or drop --json.")
+    shown: list[dict[str, Any]] = []  # the first few predictions, printed when the run is that short
+
+    def keep(result: Any) -> None:
+        if len(shown) < _SHOW_PREDICTIONS + 1:
+            shown.append(result.to_record())
 
     handler = _ConsoleLogHandler()
     logger = logging.getLogger("edgekit.runtime")
@@ -60,6 +71,7 @@ def deploy(
             show=show,
             max_frames=max_frames,
             console=err_console,
+            on_result=keep,
         )
     except KeyboardInterrupt:
         # Only a second Ctrl-C gets here; outputs were closed on the way out.
@@ -69,14 +81,21 @@ def deploy(
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         logger.propagate = True
+    summary = result.to_dict()
     if json_out:
-        print_json(result.to_dict())
+        print_json(summary)
     else:
-        render_summary(result.to_dict())
+        if len(shown) <= _SHOW_PREDICTIONS:
+            render_predictions(shown, err_console if to_stdout else console)
+        render_summary(summary, out=err_console if to_stdout else None)
     if result.error is not None:
-        raise result.error  # run_command prints it as one line and exits non-zero
-    if result.stopped_by == "SIGINT":
-        raise typer.Exit(130)
+        # One line, as run_command would print it; the JSON summary above already carries it.
+        err_console.print(f"[bold red]error:[/] {' '.join(str(result.error).split())}", soft_wrap=True)
+        raise typer.Exit(result.error.exit_code)
+    if result.stopped_by in ("SIGINT", "SIGTERM"):
+        from edgekit.interrupts import exit_code
+
+        raise typer.Exit(exit_code(result.stopped_by))  # 130 / 143, as the shell reports a signal
 
 
 class _ConsoleLogHandler(logging.Handler):
@@ -110,14 +129,29 @@ _STOPPED = {
 }
 
 
-def render_summary(d: dict[str, Any]) -> None:
+_SHOW_PREDICTIONS = 10  # a run of at most this many frames lists each prediction
+
+
+def _unread(d: dict[str, Any]) -> str:
+    return f", {d['unread']} unread (the file ends early)" if d.get("unread") else ""
+
+
+def render_predictions(records: list[dict[str, Any]], out: Any) -> None:
+    """One line per frame: where it came from and its top labels with scores."""
+    for r in records:
+        top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["topk"][:3])
+        out.print(f"{r['source']} frame {r['frame']}: [bold]{r['topk'][0]['label']}[/] ({top})", soft_wrap=True, highlight=False)
+
+
+def render_summary(d: dict[str, Any], out: Any = None) -> None:
     from rich.table import Table
 
     plan = d["plan"]
-    out = err_console if d.get("error") else console
+    out = out or (err_console if d.get("error") else console)
     out.print(
         f"[bold]{d['frames']}[/] frames from {d['source']} in {d['elapsed_s']:.1f} s: "
-        f"[bold]{d['fps']:.1f} fps[/], {d['dropped']} dropped, {d['skipped']} skipped; "
+        f"[bold]{d['fps']:.1f} fps[/], {d['dropped']} dropped, {d['skipped']} skipped"
+        f"{_unread(d)}; "
         f"{plan['file']} on {plan['via']}; {_STOPPED.get(d['stopped_by'], 'stopped by ' + str(d['stopped_by']))}.",
         soft_wrap=True,
     )

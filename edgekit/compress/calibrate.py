@@ -90,6 +90,9 @@ def layer_errors(model: Any, representative: np.ndarray, *, progress: NullProgre
             buf = io.StringIO()
             debugger.layer_statistics_dump(buf)
         except Exception as e:  # noqa: BLE001 - the debugger raises ValueError/RuntimeError from the converter
+            from edgekit.interrupts import checkpoint
+
+            checkpoint()  # a Ctrl-C that surfaced as OSError in the converter's cleanup stays an interrupt
             raise EdgekitError(f"the int8 quantization debugger failed on model {model.name!r}: {_first_line(e)}.") from e
     rows = []
     for r in csv.DictReader(io.StringIO(buf.getvalue())):

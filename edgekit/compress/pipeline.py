@@ -23,7 +23,9 @@ import numpy as np
 
 from edgekit.compress.progress import NullProgress, as_progress
 from edgekit.compress.recipe import Recipe, load_recipe
+from edgekit.bundle.store import locks_output
 from edgekit.errors import ConfigError, EdgekitError, first_line
+from edgekit.interrupts import checkpoint, handles_signals
 
 MIN_PER_CLASS = 5  # a class needs a held-out sample and a few to train on
 
@@ -122,6 +124,14 @@ def resolve_preprocess(model_path: str | Path, loaded: Any, preprocess: Any = No
 
     h, w, c = loaded.input_shape
     labels = None
+    source = ""
+    rescales = _rescaling_layer(loaded.model)
+    if preprocess is None and rescales and not spec_path_for(model_path).is_file():
+        # The model scales its own pixels: feeding it x / 255 would scale twice (a model at chance, silently).
+        from edgekit.compile.check import model_output_kind
+
+        spec = PreprocessSpec.from_preset("raw", (h, w), channels=c, output=model_output_kind(loaded.model))
+        preprocess, source = spec, f"inferred: the model starts with {rescales}, so pixels go in as 0-255 floats (preset raw)"
     if preprocess is None:
         sidecar = spec_path_for(model_path)
         if not sidecar.is_file():
@@ -133,7 +143,8 @@ def resolve_preprocess(model_path: str | Path, loaded: Any, preprocess: Any = No
         spec, labels = _spec_from_json(sidecar)
         source = str(sidecar)
     elif isinstance(preprocess, PreprocessSpec):
-        spec, source = preprocess, "argument"
+        spec = preprocess
+        source = source if rescales and source.startswith("inferred") else "argument"
     elif isinstance(preprocess, dict):
         spec, labels = _spec_from_obj(preprocess, "the preprocess argument")
         source = "argument"
@@ -159,12 +170,45 @@ def resolve_preprocess(model_path: str | Path, loaded: Any, preprocess: Any = No
     return spec, labels, source
 
 
+def _rescaling_layer(model: Any) -> str | None:
+    """The class name of a Rescaling/Normalization layer the model starts with, or None."""
+    for layer in getattr(model, "layers", [])[:3]:
+        name = type(layer).__name__
+        if name in ("Rescaling", "Normalization"):
+            return name
+        if name != "InputLayer":
+            return None
+    return None
+
+
+def check_inputs_early(data: str | Path, preprocess: Any, targets: Any = ()) -> None:
+    """Refuse unknown targets, a missing data path or an unusable --preprocess before the model's 8-12 s load."""
+    from edgekit.errors import DataError
+    from edgekit.preprocess import list_presets
+    from edgekit.profiles import resolve_target
+
+    for t in targets or ():
+        resolve_target(t)
+
+    if not Path(data).exists():
+        raise DataError(f"data {data} does not exist.", hint="Give a folder of labelled images (one subfolder per class) or an .npz.")
+    if isinstance(preprocess, (str, Path)) and str(preprocess) not in list_presets():
+        p = Path(preprocess)
+        if not p.is_file():
+            raise ConfigError(
+                f"--preprocess {str(preprocess)!r} is neither a preset ({', '.join(list_presets())}) nor an existing JSON file."
+            )
+        _spec_from_json(p)
+
+
 def _spec_from_json(path: Path) -> tuple[Any, list[str] | None]:
+    from edgekit.jsonio import parse_json
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"cannot read preprocessing spec {path}: {e}.") from e
-    return _spec_from_obj(data, str(path))
+        text = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read preprocessing spec {path}: {e.strerror or e}.") from e
+    return _spec_from_obj(parse_json(text, what=f"preprocessing spec {path}"), str(path))
 
 
 def _spec_from_obj(data: Any, where: str) -> tuple[Any, list[str] | None]:
@@ -184,6 +228,8 @@ def _spec_from_obj(data: Any, where: str) -> tuple[Any, list[str] | None]:
         raise ConfigError(f"{where}: {e.message}", hint=e.hint) from None
 
 
+@handles_signals  # SIGTERM like Ctrl-C; an interrupt something swallowed still ends the run
+@locks_output("out")  # a second run on the same --out fails at once, naming this one's PID
 def compress(
     model_path: str | Path,
     data: str | Path,
@@ -255,6 +301,7 @@ def compress(
 
     training = resolve_strategy(strategy)  # before TensorFlow runs anything: multi-worker needs that
 
+    check_inputs_early(data, preprocess, rcp.targets)
     loaded = load_model(model_path, allow_unsafe=allow_unsafe)
     spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
     output_kind = model_output_kind(loaded.model)
@@ -296,6 +343,7 @@ def compress(
     with training.scope():  # tfmot wrappers, compile and fit are built under the strategy
         rows = state.run()
     notes.extend(state.notes)
+    checkpoint()
 
     t = time.perf_counter()
     rep = _representative(train, rcp, prog)
@@ -305,12 +353,15 @@ def compress(
 
         errors = layer_errors(state.float_model, rep, progress=prog)
     except Exception as e:  # noqa: BLE001 - the debug report is informative; a failure must not cost the run
+        checkpoint()  # ...but a Ctrl-C that surfaced as OSError in TF's cleanup is not a report failure
         notes.append(f"per-layer quantization error report unavailable: {first_line(e, limit=200)}")
     timings["layer_errors"] = time.perf_counter() - t
+    checkpoint()
 
     t = time.perf_counter()
     budget, final_model, fallback = state.budget(profiles, rep, errors)
     timings["budget"] = time.perf_counter() - t
+    checkpoint()
     if budget is not None and not budget.met:
         notes.append(budget.message)
     from edgekit.compress.evaluate import add_drops
@@ -438,6 +489,7 @@ class _Run:
                 fine_tune(current, self.train, teacher=teacher, description=f"fine-tuning after removing {r.structured:.0%} of channels", **kw)
             rows.append(self._row(f"structured {r.structured:.0%}", current, note=f"MACs {self.structured.macs_before:,} → {self.structured.macs_after:,}"))
             self.timings["structured"] = time.perf_counter() - t
+            checkpoint()
         if r.sparsity is not None or r.mn is not None:
             from edgekit.compress.prune import prune_magnitude
 
@@ -448,6 +500,7 @@ class _Run:
             label = f"pruned {r.sparsity:.0%}" if r.sparsity is not None else f"pruned {r.mn}"
             rows.append(self._row(label, current, note=f"{self.pruning.achieved:.1%} of pruned weights are zero"))
             self.timings["pruning"] = time.perf_counter() - t
+            checkpoint()
         self.float_model = current
         self.float_top1 = rows[-1]["top1"]
         if r.qat:
@@ -461,6 +514,7 @@ class _Run:
                     current, self.train, self.train.y, preserve_sparsity=r.sparsity is not None or r.mn is not None, teacher=teacher, **kw
                 )
             except QATUnavailable as e:
+                checkpoint()
                 self.notes.append(str(e))
             else:
                 label = "PQAT" if self.qat.scheme != "default_8bit" else "QAT"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ModelLoadError
+from edgekit.limits import CONFIG_BYTES
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -78,8 +79,14 @@ def _read_keras_zip(p: Path) -> ModelFile:
             bad = z.testzip()
             if bad is not None:
                 raise ModelLoadError(f"{p} is corrupt: member {bad} fails its CRC check.", hint="Re-export the model.")
-            config = json.loads(z.read("config.json"))
-            meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
+            for member in ("config.json", "metadata.json"):
+                if member in names and z.getinfo(member).file_size > CONFIG_BYTES.value:
+                    # Checked from the zip header before inflating: a 2 MB archive can hold a 1 GiB "config".
+                    raise ModelLoadError(
+                        f"{p}: {member} inflates to {z.getinfo(member).file_size:,} bytes; {CONFIG_BYTES.how_to_raise()}"
+                    )
+            config = _parse_json(p, z.read("config.json"), "config.json")
+            meta = _parse_json(p, z.read("metadata.json"), "metadata.json") if "metadata.json" in names else {}
             has_weights = any(n.endswith(".weights.h5") or n.endswith(".h5") for n in names)
     except zipfile.BadZipFile as e:
         raise ModelLoadError(f"{p} is truncated or corrupt ({e}).", hint="Re-export it with model.save(...).") from e
@@ -89,6 +96,8 @@ def _read_keras_zip(p: Path) -> ModelFile:
         raise ModelLoadError(f"{p} is truncated or corrupt ({e}).", hint="Re-export it with model.save(...).") from e
     if not has_weights:
         raise ModelLoadError(f"{p} holds no weights file; it is not a complete saved model.")
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{p}: metadata.json is not a JSON object; the file is corrupt.", hint="Re-export it with model.save(...).")
     version = str(meta.get("keras_version", "unknown"))
     flavour = "keras3" if version.startswith("3") else "tf_keras"
     return ModelFile(p, "keras_zip", flavour, version, _require_model_config(p, config))
@@ -153,10 +162,11 @@ def _read_savedmodel(p: Path) -> ModelFile:
 
 
 def _parse_json(p: Path, raw: Any, where: str) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-        raise ModelLoadError(f"{p}: {where} is not valid JSON ({e}); the file is corrupt.", hint="Re-export it with model.save(...).") from e
+    from edgekit.jsonio import parse_json  # one place for every way JSON can fail (RecursionError included)
+
+    if not isinstance(raw, (str, bytes)):
+        raise ModelLoadError(f"{p}: {where} is not JSON text; the file is corrupt.", hint="Re-export it with model.save(...).")
+    return parse_json(raw, what=f"{p}: {where}", error=ModelLoadError, hint="The file is corrupt; re-export it with model.save(...).")
 
 
 def _require_model_config(p: Path, config: Any) -> dict[str, Any]:
@@ -167,4 +177,23 @@ def _require_model_config(p: Path, config: Any) -> dict[str, Any]:
             f"{p} holds a {config['class_name']!r}, expected a Sequential or functional Keras model "
             "(subclassed models cannot be rebuilt without their code).",
         )
+    _check_layer_list(p, config)
     return config
+
+
+def _check_layer_list(p: Path, config: dict[str, Any]) -> None:
+    # A damaged or hand-edited config ("config": null, "layers": [1, 2]) would
+    # otherwise fail deep inside Keras with an AttributeError traceback.
+    inner = config.get("config")
+    if not isinstance(inner, dict):
+        raise ModelLoadError(f"{p}: the model config's 'config' is {type(inner).__name__}, expected an object; the file is corrupt.")
+    layers = inner.get("layers")
+    if not isinstance(layers, list):
+        raise ModelLoadError(f"{p}: the model config's 'layers' is {type(layers).__name__}, expected a list; the file is corrupt.")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str) or not isinstance(layer.get("config"), dict):
+            raise ModelLoadError(
+                f"{p}: layer {i} of the model config is {json.dumps(layer)[:60]}, expected an object with 'class_name' and "
+                "'config'; the file is corrupt.",
+                hint="Re-export it with model.save(...).",
+            )

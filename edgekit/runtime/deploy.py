@@ -71,7 +71,7 @@ class _Stop:
             raise KeyboardInterrupt  # second Ctrl-C: stop now (outputs still close in finally)
         self.reason = reason
         if self.source is not None:
-            self.source.close()
+            self.source.request_stop()  # never blocks: the loop closes it properly
 
 
 @contextmanager
@@ -196,7 +196,8 @@ def deploy(
         if stop.reason and error is None:
             stopped_by = stop.reason
         stats.stop()
-        stats.dropped, stats.skipped = src.dropped, src.skipped
+        stats.dropped, stats.skipped, stats.unread = src.dropped, src.skipped, src.unread
+        stats.paused_s = src.waited_s
         total_ms = stats.stages["total"].summary()["mean"]
         line.update(stats.frames, stats.fps, total_ms, stats.dropped, stats.skipped, force=True)
         outputs: dict[str, Any] = {}

@@ -46,6 +46,10 @@ class JsonlWriter:
         self._good = 0  # bytes of complete lines (for a path); tell() for a file object
         self._stream: IO[str] | None = None
         self._raw = None
+        if not hasattr(target, "write") and str(target) == "-":
+            import sys
+
+            target = sys.stdout  # the usual convention: '-' is standard output, not a file named '-'
         if hasattr(target, "write"):
             self._stream = target  # type: ignore[assignment]
             self.path = str(getattr(target, "name", "<stream>"))

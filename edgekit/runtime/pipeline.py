@@ -25,7 +25,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgekit.bundle import Bundle, load_bundle
-from edgekit.errors import BundleError, ConfigError, DataError
+from edgekit.bundle.contract import bundle_spec, check_artifact
+from edgekit.errors import ConfigError, DataError
 from edgekit.runtime.accelerators import Plan, device_prefs, open_plan
 from edgekit.runtime.backends import LoadedBackend, select_backend
 from edgekit.runtime.sources import Frame, Source, open_source
@@ -84,17 +85,12 @@ class Predictor:
     """
 
     def __init__(self, bundle: Bundle, plan: Plan, engine: Any, backend: LoadedBackend, *, top_k: int = 5):
-        from edgekit.preprocess import PreprocessSpec
-
         self.bundle = bundle
         self.plan = plan
         self.engine = engine
         self.backend = backend
         self.labels = list(bundle.manifest.labels)
-        try:
-            self.spec = PreprocessSpec.from_dict(bundle.manifest.preprocess)
-        except ConfigError as e:
-            raise BundleError(f"bundle {bundle.path} has an invalid preprocess spec: {e.message}", hint="Rebuild the bundle.") from e
+        self.spec = bundle_spec(bundle.manifest, bundle.path)
         self.input: TensorInfo = engine.input
         self.output: TensorInfo = engine.output
         self._check_contract()
@@ -150,29 +146,11 @@ class Predictor:
 
     def _check_contract(self) -> None:
         # The manifest is the contract; an artifact that disagrees with it would
-        # give confident, wrong answers, so refuse it here.
-        h, w = self.spec.input_size
-        want = (1, h, w, self.spec.channels)
-        if tuple(self.input.shape) != want:
-            raise BundleError(
-                f"{self.plan.entry.file} takes input shape {list(self.input.shape)} but the manifest's preprocessing "
-                f"makes {list(want)}; the bundle is inconsistent.",
-                hint="Rebuild the bundle.",
-            )
-        n_out = int(np.prod(self.output.shape[1:]))
-        if output_classes(n_out) != len(self.labels):
-            scores = " (a single output scores 2 classes)" if n_out == 1 else ""
-            raise BundleError(
-                f"{self.plan.entry.file} has {n_out} outputs{scores} but the manifest lists {len(self.labels)} labels; "
-                "the bundle is inconsistent.",
-                hint="Rebuild the bundle.",
-            )
-        declared = self.plan.entry.input
-        if declared and declared.get("dtype") not in (None, self.input.dtype):
-            raise BundleError(
-                f"{self.plan.entry.file} takes {self.input.dtype} input but the manifest says {declared.get('dtype')}.",
-                hint="Rebuild the bundle.",
-            )
+        # give confident, wrong answers. The same checks run in 'edgekit verify'.
+        check_artifact(
+            self.spec, self.labels, self.plan.entry,
+            input_shape=self.input.shape, input_dtype=self.input.dtype, output_shape=self.output.shape,
+        )
 
     # ---------------------------------------------------------------- stages
 
@@ -180,6 +158,12 @@ class Predictor:
         """An image (uint8 array or file path) or an already preprocessed float array → float32 (H, W, C)."""
         if isinstance(image, (str, os.PathLike)):
             return self.spec.apply(self._read(image), input_order="bgr")
+        if isinstance(image, np.ndarray) and image.dtype != np.uint8 and image.dtype.kind != "f":
+            raise DataError(
+                f"an image array must be uint8 (pixels) or float32 (already preprocessed to {self.spec.shape}); "
+                f"received {image.dtype} with shape {image.shape}.",
+                hint="Convert it: image.astype(np.uint8) for 0-255 pixels.",
+            )
         if isinstance(image, np.ndarray) and image.dtype != np.uint8:
             x = np.asarray(image, dtype=np.float32)
             if x.shape == (1, *self.spec.shape):

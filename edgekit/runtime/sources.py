@@ -21,6 +21,7 @@ kind of source, subclass :class:`Source` and add a branch there.
 from __future__ import annotations
 
 import abc
+import atexit
 import functools
 import glob as _glob
 import logging
@@ -30,13 +31,14 @@ import re
 import stat
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from edgekit.errors import MissingExtraError, SourceError
+from edgekit.errors import DataError, MissingExtraError, SourceError
 from edgekit.preprocess import IMAGE_EXTENSIONS, is_image_name, list_images
 
 log = logging.getLogger("edgekit.runtime")
@@ -46,6 +48,9 @@ _URL = re.compile(rf"^({'|'.join(URL_SCHEMES)})://", re.I)
 _GLOB_CHARS = re.compile(r"[*?\[]")
 # Consecutive undecodable frames after which a video file is treated as ended.
 _MAX_BAD_RUN = 25
+# How long close() waits for a capture thread blocked in read(): the stream
+# read timeout (5 s) plus a margin.
+_JOIN_TIMEOUT_S = 8.0
 
 
 def cv2_module() -> Any:
@@ -126,6 +131,8 @@ class Source(abc.ABC):
     def __init__(self) -> None:
         self.dropped = 0
         self.skipped = 0
+        self.unread = 0  # frames a file's header announced that could not be read at all (truncated file)
+        self.waited_s = 0.0  # time spent waiting to reconnect (not part of the frame rate)
         self.skipped_items: list[str] = []  # first few skipped files/frames, for the summary
         self._closed = threading.Event()
 
@@ -133,9 +140,13 @@ class Source(abc.ABC):
     def frames(self) -> Iterator[Frame]:
         """Yield frames until the source ends, is closed, or gives up."""
 
-    def close(self) -> None:
-        """Stop producing frames (safe from a signal handler or another thread)."""
+    def request_stop(self) -> None:
+        """Ask the source to stop at the next frame; never blocks (safe from a signal handler)."""
         self._closed.set()
+
+    def close(self) -> None:
+        """Stop producing frames and release the device/file (safe from another thread)."""
+        self.request_stop()
 
     def count_skipped(self, what: str) -> None:
         """Record a frame that could not be decoded or preprocessed (and log it)."""
@@ -167,7 +178,11 @@ class ImageSource(Source):
             if self._closed.is_set():
                 return
             t0 = time.perf_counter()
-            image = read_image(path)
+            try:
+                image = read_image(path)
+            except DataError as e:  # over the pixel cap: skipped and said why, the run goes on
+                log.warning("%s", e)
+                image = None
             ms = (time.perf_counter() - t0) * 1e3
             if image is None:
                 self.count_skipped(str(path))
@@ -206,7 +221,10 @@ class VideoFileSource(Source):
                 if not ok:
                     # grab() fails at the end, or on a frame the demuxer cannot
                     # read; past the known length it is the end.
-                    if self.total is None or index >= self.total or bad_run >= _MAX_BAD_RUN:
+                    if self.total is None or index >= self.total:
+                        return
+                    if bad_run >= _MAX_BAD_RUN:
+                        self._ended_early(index)
                         return
                     bad_run += 1
                     self.count_skipped(f"{self.path} frame {index}")
@@ -219,6 +237,7 @@ class VideoFileSource(Source):
                     self.count_skipped(f"{self.path} frame {index}")
                     index += 1
                     if bad_run >= _MAX_BAD_RUN:
+                        self._ended_early(index)
                         return
                     continue
                 bad_run = 0
@@ -227,6 +246,16 @@ class VideoFileSource(Source):
                 index += 1
         finally:
             self._cap.release()
+
+    def _ended_early(self, index: int) -> None:
+        # The header promised more frames than the file holds (a truncated
+        # copy): count them, so read + skipped + unread = the header's total.
+        if self.total is not None and index < self.total:
+            self.unread = self.total - index
+            log.warning(
+                "%s ends early: %d of the %d frames its header announces could not be read (truncated or damaged file)",
+                self.path, self.unread, self.total,
+            )
 
     def close(self) -> None:
         # Only flag it while frames() runs (close may come from a signal handler
@@ -313,9 +342,13 @@ class LiveSource(Source):
         while loss.attempts < self.policy.attempts:
             loss.attempts += 1
             wait = self.policy.delay(loss.attempts)
-            if wait and self._closed.wait(wait):
-                return None
-            cap, reason = self._try_open()
+            t0 = time.monotonic()
+            try:
+                if wait and self._closed.wait(wait):
+                    return None
+                cap, reason = self._try_open()
+            finally:
+                self.waited_s += time.monotonic() - t0  # not part of the frame rate
             if cap is not None:
                 loss.reopened += 1
                 return cap
@@ -413,6 +446,7 @@ class LiveSource(Source):
     def frames(self) -> Iterator[Frame]:
         if self._thread is None:
             self._thread = threading.Thread(target=self._capture, name=f"capture:{self.name}", daemon=True)
+            _LIVE.add(self)
             self._thread.start()
         while True:
             try:
@@ -428,13 +462,35 @@ class LiveSource(Source):
             yield item
 
     def close(self) -> None:
+        """Stop the capture thread and wait for it to release the capture.
+
+        A daemon thread still inside OpenCV's read() when the interpreter exits
+        aborts the process ("FATAL: exception not rethrown", exit 134/139), so
+        the thread is joined here (it notices the flag after at most one read
+        timeout), and once more at exit for sources nobody closed.
+        """
         super().close()
-        if self._thread is None and self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        thread = self._thread
+        if thread is None:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
+            return
+        if thread is not threading.current_thread() and thread.is_alive():
+            thread.join(_JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("%s: the capture thread did not stop within %.0f s", self.name, _JOIN_TIMEOUT_S)
+        _LIVE.discard(self)
 
 
 _END = object()
+_LIVE: "weakref.WeakSet[LiveSource]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_sources() -> None:
+    for src in list(_LIVE):
+        src.close()
 
 
 @dataclass

@@ -100,6 +100,8 @@ class RunStats:
     frames: int = 0
     dropped: int = 0
     skipped: int = 0
+    unread: int = 0  # frames a truncated file announced but did not hold
+    paused_s: float = 0.0  # spent waiting to reconnect a live source: not part of the frame rate
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
 
@@ -124,7 +126,7 @@ class RunStats:
 
     @property
     def fps(self) -> float:
-        elapsed = self.elapsed_s
+        elapsed = self.elapsed_s - self.paused_s
         return self.frames / elapsed if elapsed > 0 else 0.0
 
     def to_dict(self) -> dict:
@@ -132,6 +134,8 @@ class RunStats:
             "frames": self.frames,
             "dropped": self.dropped,
             "skipped": self.skipped,
+            "unread": self.unread,
+            "reconnect_wait_s": round(self.paused_s, 3),
             "elapsed_s": round(self.elapsed_s, 3),
             "fps": round(self.fps, 2),
             "latency_ms": {name: _rounded(s.summary()) for name, s in self.stages.items()},
