@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import platform
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
@@ -41,6 +43,62 @@ _BACKENDS: tuple[Backend, ...] = (
 )
 
 BACKEND_NAMES = tuple(b.name for b in _BACKENDS)
+
+# The last ai-edge-litert whose aarch64 libraries need no more than glibc 2.30
+# (checked with objdump -T: 2.1.0 needs GLIBC_2.30, 2.1.6 and 2.2.0+ GLIBC_2.34).
+LITERT_FOR_OLD_GLIBC = "ai-edge-litert<2.1.6"
+
+
+def _dist_version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _major(version: str | None) -> int | None:
+    m = re.match(r"(\d+)", version or "")
+    return int(m.group(1)) if m else None
+
+
+def known_incompatibility(name: str) -> str | None:
+    """Why backend ``name`` cannot work here, known before importing it; None if nothing is known.
+
+    tflite-runtime 2.14 (the last release) is built against numpy 1.x: with
+    numpy 2 it may even import, then fails on the first model with
+    "returned a result with an exception set", so it is ruled out up front.
+    """
+    if name == "tflite_runtime":
+        tfl = _dist_version("tflite-runtime")
+        np_version = _dist_version("numpy")
+        if tfl and np_version and (_major(np_version) or 0) >= 2 and tuple(map(int, re.findall(r"\d+", tfl)[:2])) <= (2, 14):
+            return (
+                f"tflite-runtime {tfl} is built against numpy 1.x and this is numpy {np_version}; "
+                'install "numpy<2" or use ai-edge-litert (pip install "edgekit[runtime]")'
+            )
+    return None
+
+
+def explain_import_error(name: str, error: BaseException) -> str:
+    """The reason a backend failed to import, with the way out where the cause is known."""
+    text = f"{type(error).__name__}: {first_line(error, limit=200)}"
+    glibc = re.search(r"version [`'\"]?GLIBC_(\d+\.\d+)[`'\"]? not found", str(error))
+    if glibc:
+        have = platform.libc_ver()[1] or "older"
+        dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(name, name)
+        version = _dist_version(dist) or ""
+        fix = (
+            f'install an older one that runs on glibc {have} (pip install "{LITERT_FOR_OLD_GLIBC}") or upgrade the OS '
+            "(Debian 12 / Raspberry Pi OS bookworm, Ubuntu 22.04, JetPack 6)"
+            if name == "ai_edge_litert"
+            else "upgrade the OS or install a build of it for this glibc"
+        )
+        return f"{dist} {version} needs glibc {glibc.group(1)} and this system has glibc {have}: {fix}".replace("  ", " ")
+    if name == "tflite_runtime" and re.search(r"numpy|_ARRAY_API|exception set", str(error), re.I):
+        return known_incompatibility(name) or text
+    return text
 
 
 @dataclass(frozen=True)
@@ -81,11 +139,15 @@ def select_backend(preferred: str | None = None) -> LoadedBackend:
     order = [b for b in _BACKENDS if preferred in (None, b.name)]
     skipped: dict[str, str] = {}
     for backend in order:
+        known = known_incompatibility(backend.name)
+        if known:
+            skipped[backend.name] = known
+            continue
         try:
             module = backend.load()
             version = backend.version()
         except Exception as e:  # noqa: BLE001 - a broken wheel raises anything (tflite_runtime + numpy 2: AttributeError)
-            skipped[backend.name] = f"{type(e).__name__}: {first_line(e, limit=200)}"
+            skipped[backend.name] = explain_import_error(backend.name, e)
             continue
         return LoadedBackend(backend, module, version, skipped)
     tried = "; ".join(f"{k}: {v}" for k, v in skipped.items())
