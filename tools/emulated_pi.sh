@@ -24,7 +24,7 @@
 # Emulated timings mean nothing; exit codes, fallback lines and results do.
 #
 # Usage (as root or any user; needs network to Debian's archive and PyPI):
-#   tools/emulated_pi.sh [all|setup|install|check|tests]   (default: all)
+#   tools/emulated_pi.sh [all|setup|install|refresh|check|tests]   (default: all)
 # Environment:
 #   EDGEKIT_PI_DIR   scratch folder (default /tmp/edgekit-pi); delete it to start over
 #   EDGEKIT_PI_CPUS  CPU models to check (default "cortex-a72 cortex-a76")
@@ -211,11 +211,19 @@ install() {
     (cd "$sp" && du -sm --total $(ls -d * | grep -v -E '^(pip|setuptools|_pytest|pytest|pluggy|iniconfig|packaging|py\.py|_distutils_hack|distutils-precedence\.pth)' ) | tail -1 | tee -a "$SCRATCH/size.txt")
 }
 
+refresh() {
+    # This checkout's edgekit into the existing venv (dependencies untouched).
+    build_wheel
+    env -i HOME="$SCRATCH/home" PATH="$VENV/bin:/usr/bin:/bin" PIP_CONFIG_FILE=/dev/null \
+        "$VENV/bin/python" -m pip install --isolated -q --no-deps --force-reinstall "$(ls "$SCRATCH"/dist/*.whl)"
+}
+
 # ------------------------------------------------------------------- check
 
 check() {
-    [[ -x "$VENV/bin/edgekit" ]] || install
+    if [[ -x "$VENV/bin/edgekit" ]]; then refresh; else install; fi
     build_bundle
+    [[ -f "$SCRATCH/x86.jsonl" ]] || x86_reference
     mkdir -p "$OUT"
     local b="$SCRATCH/bundle" status=0
     local -a clean=(env -i HOME="$SCRATCH/home" PATH="$VENV/bin:/usr/bin:/bin" COLUMNS=200 TERM=dumb)
@@ -274,12 +282,11 @@ tests() {
 case "${1:-all}" in
     setup) setup ;;
     install) install ;;
+    refresh) refresh ;;
     check) check ;;
     tests) tests ;;
     all)
         install
-        build_bundle
-        x86_reference
         rc=0
         check || rc=1
         tests || rc=1

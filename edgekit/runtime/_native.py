@@ -93,26 +93,27 @@ def captured_stderr(what: str = "a native library call") -> Iterator[Captured]:
         faulthandler.enable(file=f)  # a fatal signal in the block leaves the Python stack in the trace
     except (ValueError, RuntimeError, OSError):
         fault_was_on = None
-    with f:
-        os.dup2(f.fileno(), 2)
-        try:
-            yield cap
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            if fault_was_on is not None:
-                faulthandler.disable()
-                if fault_was_on:
-                    faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    os.dup2(f.fileno(), 2)
+    try:
+        yield cap
+    finally:
+        # Reached on an exception too (a failed load is the common case); only a dead process skips it.
+        os.dup2(saved, 2)
+        os.close(saved)
+        if fault_was_on is not None:
+            faulthandler.disable()
+            if fault_was_on:
+                faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+        with f:
             f.seek(0)
-            raw = f.read()
-            cap.text = raw.decode("utf-8", "replace").split("\n", 1)[-1] if path is not None else raw.decode("utf-8", "replace")
+            raw = f.read().decode("utf-8", "replace")
+            cap.text = raw.split("\n", 1)[-1] if path is not None else raw
             if keep and path is not None:
                 f.write(_END.encode())
                 cap.path = path
-    if path is not None and not keep:
-        with contextlib.suppress(OSError):
-            path.unlink()
+        if path is not None and not keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 @dataclass(frozen=True)

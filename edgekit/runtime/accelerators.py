@@ -13,7 +13,8 @@ The policy, in one place:
    Before any of these native libraries is loaded, its CPU requirements are
    checked (:mod:`edgekit.runtime.cpu_features`): a library built for ARMv8.2
    aborts the whole process on a Pi 4's ARMv8.0 core, which no ``try`` catches,
-   so it is refused with the missing features as the reason instead.
+   so it is refused with the missing features as the reason instead (for
+   LiteRT's own GPU library, in :class:`~edgekit.runtime.engines.CompiledModelEngine`).
 3. If none works, the run falls back to the bundle's CPU artifact and the plan
    carries a one-line ``fallback`` reason (the CLI prints it as a warning).
    With ``strict`` that is a :class:`~edgekit.errors.TargetError` instead. With
@@ -38,7 +39,7 @@ from typing import Any, Callable, Sequence
 from edgekit.bundle import ArtifactEntry, Bundle
 from edgekit.errors import TargetError
 from edgekit.runtime.backends import LoadedBackend
-from edgekit.runtime.cpu_features import LITERT_GPU_AARCH64_GUARD, library_cpu_problem, machine_arch
+from edgekit.runtime.cpu_features import library_cpu_problem
 from edgekit.runtime.engines import CompiledModelEngine, EngineUnavailable, InterpreterEngine, load_delegate
 
 log = logging.getLogger("edgekit.runtime")
@@ -106,38 +107,6 @@ def find_first(names: Sequence[str]) -> str | None:
         path = find_library(name)
         if path:
             return path
-    return None
-
-
-def litert_accelerator_libraries(kind: str = "gpu") -> list[str]:
-    """The paths of ai-edge-litert's own accelerator libraries for ``kind`` (e.g. libLiteRtWebGpuAccelerator.so).
-
-    Found without importing LiteRT, so doctor can report them and the guard
-    can check them before anything is loaded.
-    """
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("ai_edge_litert")
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    pattern = {"gpu": "libLiteRt*Gpu*Accelerator*.so*", "npu": "libLiteRt*Npu*Accelerator*.so*"}.get(kind, f"libLiteRt*{kind}*.so*")
-    return sorted(p for root in spec.submodule_search_locations for p in glob.glob(os.path.join(root, pattern)))
-
-
-def litert_gpu_cpu_problem() -> str | None:
-    """Why LiteRT's GPU accelerator library would abort this process, or None.
-
-    LiteRT loads the library itself when a model is compiled for the GPU, so
-    the check must happen before ``CompiledModel`` is asked for the GPU.
-    """
-    assumed = LITERT_GPU_AARCH64_GUARD if machine_arch() == "aarch64" else ()
-    for lib in litert_accelerator_libraries("gpu"):
-        why = library_cpu_problem(lib, assumed=assumed)
-        if why:
-            return why
     return None
 
 
@@ -298,11 +267,9 @@ def _attempts(
     if kind == "cpu":
         return [(f"CPU, {threads} threads", lambda: InterpreterEngine(path, backend, threads=threads, accelerator="cpu"))]
     if kind == "gpu":
-        cpu_problem = litert_gpu_cpu_problem() if backend.name == "ai_edge_litert" else None
+        # CompiledModelEngine checks the CPU before LiteRT loads its GPU library.
         ways: list[tuple[str, Opener]] = [
-            ("LiteRT GPU accelerator", _missing(f"LiteRT GPU accelerator not loaded: {cpu_problem}"))
-            if cpu_problem
-            else ("LiteRT GPU accelerator", lambda: CompiledModelEngine(path, backend, accelerator="gpu", threads=threads))
+            ("LiteRT GPU accelerator", lambda: CompiledModelEngine(path, backend, accelerator="gpu", threads=threads))
         ]
         names = prefs.gpu_libraries if prefs else GPU_DELEGATE_LIBRARIES
         lib = find_first(names)

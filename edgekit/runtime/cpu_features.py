@@ -251,3 +251,42 @@ def library_cpu_problem(
     if cpu.arch == "aarch64" and set(missing) & ARMV82_FEATURES:
         why += " (it is built for ARMv8.2 such as a Pi 5's Cortex-A76; this core is ARMv8.0, as in a Pi 4, Pi 3 or Jetson Nano)"
     return why + "; loading it would abort the process"
+
+
+# ------------------------------------------------------- LiteRT's own libraries
+
+
+def litert_accelerator_libraries(kind: str = "gpu") -> list[str]:
+    """The paths of ai-edge-litert's own accelerator libraries for ``kind`` (e.g. libLiteRtWebGpuAccelerator.so).
+
+    Found without importing LiteRT, so doctor can report them and the guard
+    can check them before anything is loaded.
+    """
+    import glob
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("ai_edge_litert")
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    pattern = {"gpu": "libLiteRt*Gpu*Accelerator*.so*", "npu": "libLiteRt*Npu*Accelerator*.so*"}.get(kind, f"libLiteRt*{kind}*.so*")
+    return sorted(p for root in spec.submodule_search_locations for p in glob.glob(os.path.join(root, pattern)))
+
+
+def litert_gpu_cpu_problem(features: CpuFeatures | None = None) -> str | None:
+    """Why LiteRT's GPU accelerator library would abort this process, or None.
+
+    LiteRT loads it whenever a ``CompiledModel``'s environment is created
+    (a CPU-only one too: "Attempting to load GPU accelerator"), so every
+    ``CompiledModel`` must be checked first; the classic ``Interpreter`` does
+    not load it.
+    """
+    cpu = features if features is not None else cpu_features()
+    assumed = LITERT_GPU_AARCH64_GUARD if cpu is not None and cpu.arch == "aarch64" else ()
+    for lib in litert_accelerator_libraries("gpu"):
+        why = library_cpu_problem(lib, cpu, assumed=assumed)
+        if why:
+            return why
+    return None

@@ -22,11 +22,9 @@ from edgekit.runtime.accelerators import (
     GPU_DELEGATE_LIBRARIES,
     default_threads,
     find_library,
-    litert_accelerator_libraries,
-    litert_gpu_cpu_problem,
 )
 from edgekit.runtime.backends import _BACKENDS, known_incompatibility, select_backend
-from edgekit.runtime.cpu_features import cpu_features, library_cpu_problem
+from edgekit.runtime.cpu_features import cpu_features, library_cpu_problem, litert_accelerator_libraries, litert_gpu_cpu_problem
 
 
 def _check_backends() -> dict[str, Any]:
