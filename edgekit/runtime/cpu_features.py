@@ -78,7 +78,7 @@ _X86_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 # Names people know these by, where the kernel's name hides it.
-_DESCRIBE = {"atomics": "LSE", "asimddp": "dot product", "fphp": "fp16", "asimdhp": "fp16 SIMD", "lrcpc": "RCpc"}
+_DESCRIBE = {"atomics": "LSE"}
 
 _GUARD = re.compile(rb"This binary was compiled with ([A-Za-z0-9_.+-]+) enabled, but this feature is not available")
 
@@ -151,7 +151,7 @@ def missing_features(required: Iterable[str], have: Iterable[str], arch: str = "
 
 
 def describe(missing: Iterable[str]) -> str:
-    """``atomics (LSE), asimddp (dot product)``: kernel names, ARMv8.2 ones first, with what they are."""
+    """``atomics (LSE), asimddp``: the kernel's names, ARMv8.2 ones first."""
     missing = sorted(missing, key=lambda m: m not in ARMV82_FEATURES)
     return ", ".join(f"{m} ({_DESCRIBE[m]})" if m in _DESCRIBE else m for m in missing)
 
@@ -249,7 +249,7 @@ def library_cpu_problem(
     name = os.path.basename(os.fspath(library))
     why = f"{name} needs CPU features this processor lacks: {describe(missing)}"
     if cpu.arch == "aarch64" and set(missing) & ARMV82_FEATURES:
-        why += " (it is built for ARMv8.2 such as a Pi 5's Cortex-A76; this core is ARMv8.0, as in a Pi 4, Pi 3 or Jetson Nano)"
+        why += " (built for ARMv8.2 as in a Pi 5; this core is ARMv8.0 as in a Pi 4, Pi 3 or Jetson Nano)"
     return why + "; loading it would abort the process"
 
 
