@@ -374,8 +374,14 @@ def test_doctor_reports_backend_accelerators_opencv_and_cameras(bundle):
 
     d = json.loads(r.stdout)
     assert d["backend"]["selected"] == "ai_edge_litert" and d["backend"]["version"] == ai_edge_litert.__version__
-    assert d["backend"]["others"]["tflite_runtime"] == "not installed"
-    assert d["accelerators"]["edgetpu"]["library"] is None
+    import importlib.util
+
+    from edgekit.runtime import find_library
+
+    # Absent on the build machine; a Pi or Coral board may have them.
+    tfl = d["backend"]["others"].get("tflite_runtime", "")
+    assert tfl == "not installed" if importlib.util.find_spec("tflite_runtime") is None else tfl.startswith("installed")
+    assert d["accelerators"]["edgetpu"]["library"] == find_library("libedgetpu.so.1")
     assert "libLiteRtWebGpuAccelerator.so" in d["accelerators"]["gpu"]["litert_accelerator_libraries"]
     assert d["opencv"]["gui"] == "NONE" and d["opencv"]["show_window"] is False
     assert "FFMPEG" in d["opencv"]["video_backends"] and "GSTREAMER" not in d["opencv"]["video_backends"]

@@ -31,7 +31,12 @@ def _yes(flag: Any) -> str:
 def render(r: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console.print(f"edgekit {r['edgekit']} · Python {r['python']} · {r['platform']}")
+    console.print(f"edgekit {r['edgekit']} · Python {r['python']} · {r['platform']} · {r.get('libc', 'libc unknown')}")
+    for crash in r.get("native_crashes", []):
+        console.print(
+            f"[red]an earlier edgekit run (pid {crash['pid']}) died inside a native library:[/] {crash['reason']} "
+            f"(its output: {crash['file']}; delete the file once read)"
+        )
     b = r["backend"]
     if b.get("selected"):
         console.print(f"interpreter backend: [bold]{b['selected']} {b['version']}[/]")
@@ -46,14 +51,20 @@ def render(r: dict[str, Any]) -> None:
     t = Table(title="accelerators")
     for col in ("kind", "available", "details"):
         t.add_column(col)
-    t.add_row("cpu", _yes(True), f"{a['cpu']['cores']} cores, {a['cpu']['machine']}")
+    cpu = a["cpu"]
+    # An ARM core's short feature list decides which accelerator libraries can load; x86's is long and not news.
+    arm = cpu.get("features") and cpu["machine"] in ("aarch64", "arm64")
+    feats = f"; features ({cpu['features_source']}): {' '.join(cpu['features'])}" if arm else ""
+    t.add_row("cpu", _yes(True), f"{cpu['cores']} cores, {cpu['machine']}{feats}")
     g = a["gpu"]
     runtimes = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in g["runtimes"].items())
     delegates = ", ".join(f"{k}: {v or 'not found'}" for k, v in g["delegate_libraries"].items())
     t.add_row(
         "gpu",
         _yes(g["likely_available"]),
-        f"LiteRT GPU accelerator libs: {', '.join(g['litert_accelerator_libraries']) or 'none'}; drivers: {runtimes}; "
+        f"LiteRT GPU accelerator libs: {', '.join(g['litert_accelerator_libraries']) or 'none'}"
+        + (f" [yellow](not usable: {g['litert_accelerator_cpu_problem']})[/]" if g.get("litert_accelerator_cpu_problem") else "")
+        + f"; drivers: {runtimes}; "
         f"devices: {', '.join(g['devices']) or 'none'}; {delegates}",
     )
     e = a["edgetpu"]
@@ -63,6 +74,8 @@ def render(r: dict[str, Any]) -> None:
         f"libedgetpu: {e['library'] or 'not found'}; PCIe: {', '.join(e['pcie_devices']) or 'none'}; USB: {'yes' if e['usb_device'] else 'no'}",
     )
     console.print(t)
+    for lib, why in a.get("library_cpu_problems", {}).items():
+        console.print(f"[yellow]{lib} is not loaded on this CPU:[/] {why}")
 
     cv = r["opencv"]
     if not cv.get("installed"):

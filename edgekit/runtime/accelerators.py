@@ -10,6 +10,11 @@ The policy, in one place:
    ``--delegate PATH``; for the GPU, LiteRT's GPU accelerator and then any GPU
    delegate library the profile names that is on the library path; for the
    Edge TPU, ``libedgetpu.so.1`` (or the profile's names).
+   Before any of these native libraries is loaded, its CPU requirements are
+   checked (:mod:`edgekit.runtime.cpu_features`): a library built for ARMv8.2
+   aborts the whole process on a Pi 4's ARMv8.0 core, which no ``try`` catches,
+   so it is refused with the missing features as the reason instead (for
+   LiteRT's own GPU library, in :class:`~edgekit.runtime.engines.CompiledModelEngine`).
 3. If none works, the run falls back to the bundle's CPU artifact and the plan
    carries a one-line ``fallback`` reason (the CLI prints it as a warning).
    With ``strict`` that is a :class:`~edgekit.errors.TargetError` instead. With
@@ -34,6 +39,7 @@ from typing import Any, Callable, Sequence
 from edgekit.bundle import ArtifactEntry, Bundle
 from edgekit.errors import TargetError
 from edgekit.runtime.backends import LoadedBackend
+from edgekit.runtime.cpu_features import library_cpu_problem
 from edgekit.runtime.engines import CompiledModelEngine, EngineUnavailable, InterpreterEngine, load_delegate
 
 log = logging.getLogger("edgekit.runtime")
@@ -247,6 +253,10 @@ def _attempts(
 
     def with_delegate(lib: str, accel: str) -> Opener:
         def open_() -> Any:
+            # A delegate built with a fail-fast CPU guard would abort the process on load.
+            why = library_cpu_problem(lib)
+            if why:
+                raise EngineUnavailable(f"delegate {lib} was not loaded: {why}")
             d = load_delegate(backend, lib, options)
             return InterpreterEngine(path, backend, threads=threads, delegates=[d], accelerator=accel)
 
@@ -257,6 +267,7 @@ def _attempts(
     if kind == "cpu":
         return [(f"CPU, {threads} threads", lambda: InterpreterEngine(path, backend, threads=threads, accelerator="cpu"))]
     if kind == "gpu":
+        # CompiledModelEngine checks the CPU before LiteRT loads its GPU library.
         ways: list[tuple[str, Opener]] = [
             ("LiteRT GPU accelerator", lambda: CompiledModelEngine(path, backend, accelerator="gpu", threads=threads))
         ]

@@ -16,9 +16,15 @@ import platform
 import sys
 from typing import Any
 
-from edgekit.runtime._native import captured_stderr
-from edgekit.runtime.accelerators import EDGETPU_LIBRARIES, GPU_DELEGATE_LIBRARIES, default_threads, find_library
-from edgekit.runtime.backends import _BACKENDS, select_backend
+from edgekit.runtime._native import captured_stderr, crash_traces
+from edgekit.runtime.accelerators import (
+    EDGETPU_LIBRARIES,
+    GPU_DELEGATE_LIBRARIES,
+    default_threads,
+    find_library,
+)
+from edgekit.runtime.backends import _BACKENDS, known_incompatibility, select_backend
+from edgekit.runtime.cpu_features import cpu_features, library_cpu_problem, litert_accelerator_libraries, litert_gpu_cpu_problem
 
 
 def _check_backends() -> dict[str, Any]:
@@ -39,21 +45,9 @@ def _check_backends() -> dict[str, Any]:
             found = importlib.util.find_spec(b.module.split(".")[0]) is not None
         except (ImportError, ValueError):  # a finder that refuses the package: as good as absent
             found = False
-        out["others"][b.name] = "installed (not used)" if found else "not installed"
+        known = known_incompatibility(b.name) if found else None
+        out["others"][b.name] = f"installed, unusable: {known}" if known else "installed (not used)" if found else "not installed"
     return out
-
-
-def _litert_gpu_libraries() -> list[str]:
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("ai_edge_litert")
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    root = list(spec.submodule_search_locations)[0]
-    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, "libLiteRt*Gpu*Accelerator*.so*")))
 
 
 def _check_accelerators() -> dict[str, Any]:
@@ -66,15 +60,28 @@ def _check_accelerators() -> dict[str, Any]:
     edgetpu_devices = sorted(glob.glob("/dev/apex_*"))
     usb_coral = _usb_coral_present()
     gpu_delegates = {name: find_library(name) for name in GPU_DELEGATE_LIBRARIES}
+    cpu = cpu_features()
+    litert_gpu_problem = litert_gpu_cpu_problem()
+    # A delegate library that would abort this process is as good as absent.
+    delegate_problems = {name: library_cpu_problem(path) for name, path in gpu_delegates.items() if path}
+    if edgetpu_lib:
+        delegate_problems[os.path.basename(edgetpu_lib)] = library_cpu_problem(edgetpu_lib)
     return {
-        "cpu": {"cores": default_threads(), "machine": platform.machine()},
+        "cpu": {
+            "cores": default_threads(),
+            "machine": platform.machine(),
+            "features": sorted(cpu.features) if cpu else None,
+            "features_source": cpu.source if cpu else None,
+        },
         "gpu": {
-            "litert_accelerator_libraries": _litert_gpu_libraries(),
+            "litert_accelerator_libraries": [os.path.basename(p) for p in litert_accelerator_libraries("gpu")],
+            "litert_accelerator_cpu_problem": litert_gpu_problem,
             "runtimes": gpu_runtimes,
             "devices": gpu_devices,
             "delegate_libraries": gpu_delegates,
             "likely_available": bool(gpu_devices) and any(gpu_runtimes.values()),
         },
+        "library_cpu_problems": {k: v for k, v in delegate_problems.items() if v},
         "edgetpu": {
             "library": edgetpu_lib,
             "pcie_devices": edgetpu_devices,
@@ -181,12 +188,15 @@ def diagnose(bundle: str | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "edgekit": getattr(edgekit, "__version__", "unknown"),
         "python": sys.version.split()[0],
+        "libc": " ".join(platform.libc_ver()).strip() or "unknown",
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "tensorflow_imported": "tensorflow" in sys.modules,
         "backend": _check_backends(),
         "accelerators": _check_accelerators(),
         "opencv": _check_opencv(),
         "cameras": _check_cameras(),
+        # Processes that died inside a native call (e.g. SIGILL) and what the library said.
+        "native_crashes": [t.to_dict() for t in crash_traces()],
     }
     if bundle is not None:
         report["bundle"] = {"path": str(bundle), "artifacts": _check_bundle(bundle)}

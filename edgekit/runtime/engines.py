@@ -154,6 +154,12 @@ class CompiledModelEngine:
     def __init__(self, path: str | Path, backend: LoadedBackend, *, accelerator: str = "gpu", threads: int | None = None):
         if backend.name != "ai_edge_litert":
             raise EngineUnavailable(f"LiteRT's {accelerator.upper()} accelerator needs the ai_edge_litert backend, not {backend.name}")
+        from edgekit.runtime.cpu_features import litert_gpu_cpu_problem
+
+        # Any CompiledModel makes LiteRT load its GPU library, which kills the process on a CPU it was not built for.
+        cpu_problem = litert_gpu_cpu_problem()
+        if cpu_problem:
+            raise EngineUnavailable(f"LiteRT {accelerator.upper()} accelerator not loaded: {cpu_problem}")
         try:
             from ai_edge_litert import compiled_model as cm
         except Exception as e:  # noqa: BLE001 - an old ai-edge-litert without CompiledModel
