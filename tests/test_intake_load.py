@@ -163,10 +163,10 @@ def test_custom_layer_refused(keras3, tmp_path):
 
 def test_unsupported_layer_named(keras3, tmp_path):
     inp = keras3.Input((8, 8, 1))
-    x = keras3.layers.Conv2DTranspose(2, 3, name="upconv")(inp)
-    path = tmp_path / "transpose.keras"
+    x = keras3.layers.RandomCrop(4, 4, name="crop")(inp)  # not a no-op: it center-crops at inference
+    path = tmp_path / "randomcrop.keras"
     keras3.Model(inp, keras3.layers.Flatten()(x)).save(path)
-    with pytest.raises(UnsupportedModelError, match="'upconv'.*Conv2DTranspose"):
+    with pytest.raises(UnsupportedModelError, match="'crop'.*RandomCrop"):
         load_model(path)
 
 

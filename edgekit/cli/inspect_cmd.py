@@ -62,6 +62,8 @@ def render_report(report) -> None:  # noqa: ANN001 - ModelReport, imported lazil
             console.print(f"[yellow]QAT[/]  {a['name']} ({a['type']}): {a['blocks_qat']}")
         if a["blocks_int8"]:
             console.print(f"[yellow]int8[/] {a['name']} ({a['type']}): {a['blocks_int8']}")
+    for p in d["preprocessing"]:
+        console.print(f"preprocessing: {p['name']} ({p['type']}) kept in the graph; the bundle's input spec feeds it raw pixels")
     for note in d["notes"]:
         console.print(f"[yellow]note[/]: {note}")
 

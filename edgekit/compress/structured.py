@@ -13,8 +13,9 @@ slice, or mixes channels (softmax).
 Each prunable group keeps its highest-norm channels (L1 or L2 of the filters,
 summed over the coupled producers after normalising each by its mean), the
 layer configs are shrunk, and a new dense tf_keras model is built with the
-sliced weights. To support another layer type, add it to the right table
-below (``_PASS``, ``_PASS_WEIGHTED``, ``_PRODUCERS``) and to ``_slice_weights``.
+sliced weights. To support another layer type, give its row in
+edgekit/intake/registry.py the right ``structured`` role (and, for a
+weighted one, a case in ``_slice_weights``).
 """
 from __future__ import annotations
 
@@ -25,20 +26,18 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ConfigError, UnsupportedModelError
+from edgekit.intake import registry as _reg
 
+# The layer roles come from the one layer registry (edgekit/intake/registry.py).
 # Channel-preserving layers without per-channel weights: output channels = input channels.
-_PASS = {
-    "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D",
-    "Cropping2D", "UpSampling2D", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
-    "AlphaDropout", "ActivityRegularization", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Identity",
-    "Activation", "Rescaling",
-}  # fmt: skip
-# Channel-preserving layers whose weights are per channel and are sliced with it.
-_PASS_WEIGHTED = {"BatchNormalization", "DepthwiseConv2D", "PReLU"}
-# Layers that create new channels (their output channels can be removed).
-_PRODUCERS = {"Conv2D": "filters", "SeparableConv2D": "filters", "Conv2DTranspose": "filters", "Dense": "units"}
-_ELEMENTWISE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
-_CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}
+_PASS = _reg.names(structured=_reg.PASS) - {"InputLayer"}
+# Channel-preserving layers whose weights are per channel and are sliced with it
+# (LayerScale reaches this module already rebuilt as a DepthwiseConv2D).
+_PASS_WEIGHTED = _reg.names(structured=_reg.PASS_WEIGHTED) - {"LayerScale"}
+# Layers that create new channels (their output channels can be removed): the config key to shrink.
+_PRODUCERS = {name: "units" if name == "Dense" else "filters" for name in sorted(_reg.names(structured=_reg.PRODUCER))}
+_ELEMENTWISE = _reg.names(structured=_reg.ELEMENTWISE)
+_CHANNEL_MIXING_ACTIVATIONS = {a.name for a in _reg.ACTIVATIONS.values() if a.channel_mixing}
 
 
 @dataclass

@@ -1,16 +1,15 @@
 """Which layers tfmot can prune and quantize, and what blocks QAT or full int8.
 
-The answers come from tfmot's own registries, so they change when tfmot does,
-not when we forget to update a table.
+Prunable/quantizable come from tfmot's own registries, so they change when
+tfmot does; what an ``activation=`` does to QAT and int8 comes from
+:data:`edgekit.intake.registry.ACTIVATIONS` (a test keeps the two in step).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Layers that produce TFLite ops without an int8 kernel (or run arbitrary
-# code), so a full-integer conversion cannot keep them in int8.
-_INT8_BLOCKING_ACTIVATIONS = {"selu", "softplus", "softsign", "exponential"}
+from edgekit.intake import registry as reg
 
 
 @dataclass
@@ -45,7 +44,12 @@ def audit_model(model: Any) -> list[LayerAudit]:
         prunable = bool(PruneRegistry.supports(layer)) and bool(getattr(layer, "weights", []))
         quantizable = bool(qreg.supports(layer)) or _folded_bn(layer, kind)
         blocks_qat = None
-        if not quantizable:
+        act = _activation_name(layer)
+        if quantizable and act is not None and not (reg.ACTIVATIONS.get(act) and reg.ACTIVATIONS[act].qat):
+            # tfmot's QuantizeAwareActivation raises for any other activation, failing the whole model.
+            quantizable = False
+            blocks_qat = f"tfmot's 8-bit scheme cannot fake-quantize activation {act!r}; kept float, calibrated at conversion"
+        elif not quantizable:
             blocks_qat = (
                 f"tfmot's default 8-bit scheme has no config for {kind}; quantize_model() refuses it "
                 "(edgekit compress leaves it in float and reports it)"
@@ -67,11 +71,16 @@ def _folded_bn(layer: Any, kind: str) -> bool:
     return len(parents) == 1 and type(parents[0]).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
+def _activation_name(layer: Any) -> str | None:
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) if activation is not None else None
+
+
 def _int8_blocker(layer: Any, kind: str) -> str | None:
     if kind in ("Lambda", "TFOpLambda", "SlicingOpLambda"):
         return "arbitrary TensorFlow ops; any without an int8 TFLite kernel stays float"
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    if name in _INT8_BLOCKING_ACTIVATIONS:
+    name = _activation_name(layer)
+    spec = reg.ACTIVATIONS.get(name) if name else None
+    if spec is not None and not spec.int8:
         return f"activation {name!r} has no int8 TFLite kernel"
     return None

@@ -1,25 +1,31 @@
 """Rebuild a Keras 3 model in tf_keras (Keras 2), where tfmot works.
 
-Steps: translate each layer's Keras 3 config into its tf_keras equivalent,
-rewire the graph from the inbound-node records, copy the weights layer by
-layer, and prove on random inputs that both models compute the same outputs.
-A bridge whose outputs drift beyond ``MAX_RELATIVE_DEVIATION`` is an error,
-never a silent approximation.
+Steps: walk the Keras 3 config graph, translate each layer's config into its
+tf_keras equivalent (as :mod:`edgekit.intake.registry` says), inline nested
+Sequential/functional models as ``outer/inner`` layers, drop inference-time
+no-ops, rebuild what tf_keras lacks (``hard_silu``, Keras 3's
+``hard_sigmoid``, ``x + 3.0`` style ops, ConvNeXt's LayerScale) from built-in
+layers, copy the weights, and prove on random inputs that both models compute
+the same outputs. A bridge whose outputs drift beyond
+``MAX_RELATIVE_DEVIATION`` is an error, never a silent approximation.
 """
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.errors import BridgeError, UnsupportedModelError
+from edgekit.errors import BridgeError, EdgekitError, UnsupportedModelError, first_line
+from edgekit.intake import registry as reg
 
 MAX_RELATIVE_DEVIATION = 1e-5
 
 # Base-Layer kwargs tf_keras accepts on every layer (tf_keras' Layer.__init__ allow-list).
 _BASE_LAYER_KWARGS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input_shape", "batch_input_shape", "batch_size", "weights", "activity_regularizer", "autocast", "implementation"}
+# Call kwargs that only matter in training; inference graphs drop them.
+_TRAINING_KWARGS = {"training", "mask"}
 
 
 @dataclass
@@ -30,6 +36,9 @@ class BridgeReport:
     max_abs_deviation: float
     samples: int
     dropped_config_keys: dict[str, list[str]] = field(default_factory=dict)  # layer -> Keras-3-only keys dropped
+    removed_layers: list[dict[str, str]] = field(default_factory=list)  # inference no-ops: name, type
+    inlined_models: list[str] = field(default_factory=list)  # nested models, as outer/inner paths
+    rebuilt: list[dict[str, str]] = field(default_factory=list)  # name, what: rebuilt from primitive layers
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,34 +47,64 @@ class BridgeReport:
             "tolerance": MAX_RELATIVE_DEVIATION,
             "samples": self.samples,
             "dropped_config_keys": self.dropped_config_keys,
+            "removed_layers": self.removed_layers,
+            "inlined_models": self.inlined_models,
+            "rebuilt": self.rebuilt,
         }
+
+    def notes(self) -> list[str]:
+        """One line per thing the user should know the bridge did."""
+        out = []
+        if self.inlined_models:
+            out.append(f"nested model(s) inlined, their layers named outer/inner: {', '.join(self.inlined_models)}")
+        if self.removed_layers:
+            what = ", ".join(f"{r['name']} ({r['type']})" for r in self.removed_layers)
+            out.append(f"removed {len(self.removed_layers)} inference-time no-op layer(s), identity when not training: {what}")
+        for r in self.rebuilt:
+            out.append(f"layer {r['name']!r}: {r['what']}")
+        return out
 
 
 def bridge_keras3(k3_model: Any, *, samples: int = 4, seed: int = 0) -> tuple[Any, BridgeReport]:
-    """Rebuild ``k3_model`` (a loaded Keras 3 model) as a tf_keras model.
+    """Rebuild ``k3_model`` (a loaded Keras 3 model) as a flat tf_keras model.
+
+    Example::
+
+        tfk_model, report = bridge_keras3(keras.applications.MobileNetV2(weights=None))
+        print(report.max_relative_deviation)
 
     Returns:
         (tf_keras model, BridgeReport)
 
     Raises:
-        UnsupportedModelError: a layer or connection the bridge cannot express.
+        UnsupportedModelError: a layer or connection the bridge cannot express (named, with what to do).
         BridgeError: weights do not fit, or outputs differ beyond tolerance.
     """
     from edgekit._tf import tf_keras
 
     tfk = tf_keras()
     config = k3_model.get_config()
-    dropped: dict[str, list[str]] = {}
     if "layers" not in config:
-        raise UnsupportedModelError(f"model {k3_model.name!r} is subclassed; only Sequential and functional models can be bridged.")
-    live = {layer.name: layer for layer in k3_model.layers}
-    if type(k3_model).__name__ == "Sequential":
-        model = _rebuild_sequential(tfk, config, dropped, live)
-    else:
-        model = _rebuild_functional(tfk, config, dropped, live)
-    _copy_weights(k3_model, model)
+        raise UnsupportedModelError(
+            f"model {k3_model.name!r} is subclassed ({type(k3_model).__name__}); only Sequential and functional models can be rebuilt in tf_keras.",
+            hint="Rebuild it as a functional model (keras.Model(inputs, outputs)), or compress it without pruning/QAT.",
+        )
+    builder = _Builder(tfk)
+    try:
+        model = builder.top(type(k3_model).__name__, config, k3_model)
+        builder.copy_weights()
+    except EdgekitError:
+        raise
+    except Exception as e:  # noqa: BLE001 - tf_keras raises many types; the user gets the layer, not the stack
+        raise UnsupportedModelError(
+            f"model {k3_model.name!r} could not be rebuilt in tf_keras at layer {builder.current!r} ({first_line(e)[:200]}).",
+            hint="Please report this architecture; compress still converts it without pruning/QAT.",
+        ) from e
     report = _compare(k3_model, model, samples=samples, seed=seed)
-    report.dropped_config_keys = dropped
+    report.dropped_config_keys = builder.dropped
+    report.removed_layers = builder.removed
+    report.inlined_models = builder.inlined
+    report.rebuilt = builder.rebuilt
     if not report.max_relative_deviation <= MAX_RELATIVE_DEVIATION:
         raise BridgeError(
             f"the tf_keras rebuild of {k3_model.name!r} differs from the Keras 3 model: max relative deviation "
@@ -75,39 +114,257 @@ def bridge_keras3(k3_model: Any, *, samples: int = 4, seed: int = 0) -> tuple[An
     return model, report
 
 
-def _rebuild_sequential(tfk: Any, config: dict[str, Any], dropped: dict[str, list[str]], live: dict[str, Any]) -> Any:
-    entries = config["layers"]
-    if not entries or entries[0]["class_name"] != "InputLayer":
-        raise UnsupportedModelError("a Sequential model without an Input is not built; add keras.Input(shape=...) first.")
-    inp = _make_input(tfk, entries[0])
-    x = inp
-    for entry in entries[1:]:
-        x = _make_layer(tfk, entry, dropped, live)(x)
-    return tfk.Model(inp, x, name=config.get("name"))
+class _Builder:
+    """Builds the flat tf_keras graph; remembers which Keras 3 layer feeds which tf_keras layer."""
+
+    def __init__(self, tfk: Any) -> None:
+        self.tfk = tfk
+        self.dropped: dict[str, list[str]] = {}
+        self.removed: list[dict[str, str]] = []
+        self.inlined: list[str] = []
+        self.rebuilt: list[dict[str, str]] = []
+        self.current = "?"
+        self._layers: dict[str, Callable[..., Any]] = {}  # path -> callable; a second call reuses it (shared weights)
+        self._weights: list[tuple[str, Any, Any, Callable[[list[np.ndarray]], list[np.ndarray]]]] = []
+
+    # -- graphs --
+
+    def top(self, cls: str, config: dict[str, Any], live: Any) -> Any:
+        if cls == "Sequential":
+            entries = config["layers"]
+            if not entries or entries[0]["class_name"] != "InputLayer":
+                raise UnsupportedModelError(
+                    "a Sequential model without an Input is not built; add keras.Input(shape=...) as its first layer and save it again."
+                )
+            inputs = [self._input(entries[0])]
+            outputs = self._sequential(entries[1:], inputs[0], "", live)
+        else:
+            inputs, outputs = self._functional(config, None, "", live)
+        return self.tfk.Model(
+            inputs[0] if len(inputs) == 1 else inputs,
+            outputs[0] if len(outputs) == 1 else outputs,
+            name=config.get("name"),
+        )
+
+    def _sequential(self, entries: list[dict[str, Any]], x: Any, prefix: str, live: Any) -> list[Any]:
+        for entry in entries:
+            if entry["class_name"] == "InputLayer":
+                continue
+            x = self._call(entry, [x], {}, prefix, live)[0]
+        return [x]
+
+    def _functional(self, config: dict[str, Any], given: list[Any] | None, prefix: str, live: Any) -> tuple[list[Any], list[Any]]:
+        tensors: dict[tuple[str, int, int], Any] = {}
+        input_refs = _refs(config["input_layers"])
+        if given is not None:
+            if len(given) != len(input_refs):
+                raise UnsupportedModelError(f"nested model {prefix.rstrip('/')!r} takes {len(input_refs)} inputs but is called with {len(given)}.")
+            for ref, t in zip(input_refs, given):
+                tensors[_key(ref)] = t
+        for entry in config["layers"]:
+            name = entry["name"]
+            if entry["class_name"] == "InputLayer":
+                if given is None:
+                    tensors[(name, 0, 0)] = self._input(entry)
+                continue
+            for node_index, node in enumerate(entry.get("inbound_nodes", [])):
+                self.current = prefix + name
+                args = _resolve(node.get("args", []), tensors, prefix + name)
+                kwargs = _resolve(node.get("kwargs", {}), tensors, prefix + name)
+                outs = self._call(entry, args, kwargs, prefix, live)
+                for i, t in enumerate(outs):
+                    tensors[(name, node_index, i)] = t
+        inputs = [tensors[_key(ref)] for ref in input_refs]
+        outputs = [tensors[_key(ref)] for ref in _refs(config["output_layers"])]
+        return inputs, outputs
+
+    def _input(self, entry: dict[str, Any]) -> Any:
+        cfg = entry["config"]
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        return self.tfk.Input(batch_shape=tuple(shape), dtype=_dtype_name(cfg.get("dtype")), name=cfg.get("name", entry.get("name")))
+
+    # -- one call of one layer --
+
+    def _call(self, entry: dict[str, Any], args: list[Any], kwargs: dict[str, Any], prefix: str, live: Any) -> list[Any]:
+        cls = entry["class_name"]
+        name = entry.get("name") or entry["config"].get("name")
+        path = prefix + name
+        self.current = path
+        kwargs = {k: v for k, v in kwargs.items() if k not in _TRAINING_KWARGS}
+        module = entry.get("module") or ""
+        if module.startswith(("keras.src.ops", "keras.ops")):
+            return [self._op(cls, path, args, kwargs)]
+        spec = reg.lookup(cls)
+        if spec is None and cls not in ("Lambda", "LayerScale"):
+            raise UnsupportedModelError(
+                f"layer {path!r} has type {cls}, which edgekit cannot rebuild in tf_keras.",
+                hint="Replace it with a supported layer (edgekit inspect --help lists them), or compress without pruning/QAT.",
+            )
+        if spec is not None and spec.bridge == reg.DROP:
+            if not any(r["name"] == path for r in self.removed):
+                self.removed.append({"name": path, "type": cls})
+            return [_first_tensor(args)]
+        sub_live = _live_child(live, name)
+        if spec is not None and spec.bridge == reg.INLINE:
+            sub_prefix = path + "/"
+            if path not in self.inlined:
+                self.inlined.append(path)
+            inputs = _flat_tensors(args)
+            if cls == "Sequential":
+                return self._sequential(entry["config"]["layers"], inputs[0], sub_prefix, sub_live)
+            return self._functional(entry["config"], inputs, sub_prefix, sub_live)[1]
+        if path not in self._layers:
+            self._layers[path] = self._make(entry, path, sub_live)
+        out = self._layers[path](*args, **kwargs)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _make(self, entry: dict[str, Any], path: str, src: Any) -> Callable[..., Any]:
+        cls = entry["class_name"]
+        if cls == "Lambda":
+            # Only reached with --allow-unsafe: Keras 3 already deserialized the
+            # function, and the two Keras versions serialize Python code differently,
+            # so reuse the live function object. The output check still applies.
+            return self.tfk.layers.Lambda(src.function, name=path)
+        if cls == "LayerScale":
+            return self._layer_scale(entry, path, src)
+        klass = getattr(self.tfk.layers, cls, None)
+        if klass is None:
+            raise UnsupportedModelError(f"layer {path!r}: tf_keras has no {cls} layer to rebuild it with.", hint="Replace the layer, or compress without pruning/QAT.")
+        spec = reg.lookup(cls)
+        cfg = {k: _translate_value(v) for k, v in entry["config"].items()}
+        for k3_key, tfk_key in spec.rename if spec else ():
+            if k3_key in cfg:
+                cfg[tfk_key] = cfg.pop(k3_key)
+        cfg["dtype"] = _dtype_name(entry["config"].get("dtype"))
+        cfg["name"] = path
+        accepted = _accepted_kwargs(klass)
+        extra = {k: cfg.pop(k) for k in sorted(cfg) if k not in accepted}
+        # Keys at their neutral value (None/False) change nothing; any other
+        # dropped setting is reported, and the output comparison guards it.
+        meaningful = [k for k, v in extra.items() if v not in (None, False, 0, [], {})]
+        if meaningful:
+            self.dropped[path] = meaningful
+        post = None
+        act = cfg.get("activation")
+        if isinstance(act, str):
+            aspec = reg.ACTIVATIONS.get(act)
+            if aspec is None:
+                raise UnsupportedModelError(
+                    f"layer {path!r} uses activation {act!r}, which edgekit cannot rebuild in tf_keras.",
+                    hint=f"Use one of: {', '.join(sorted(reg.ACTIVATIONS))}.",
+                )
+            if aspec.bridge == reg.REBUILT:
+                cfg["activation"] = "linear"
+                post = act
+        try:
+            layer = klass.from_config(cfg)
+        except (TypeError, ValueError) as e:
+            raise UnsupportedModelError(
+                f"layer {path!r} ({cls}) cannot be rebuilt in tf_keras: {first_line(e)[:200]}",
+                hint="Use the layer's default settings for that option, or compress without pruning/QAT.",
+            ) from e
+        if src is not None:
+            self._weights.append((path, src, layer, lambda w: w))
+        if post is None:
+            return layer
+        self.rebuilt.append({"name": path, "what": f"activation {post!r} rebuilt from Rescaling/ReLU/Multiply layers (tf_keras lacks Keras 3's {post})"})
+        act_fn = self._activation(post, path)
+        return lambda *a, **k: act_fn(layer(*a, **k))
+
+    def _activation(self, act: str, path: str) -> Callable[[Any], Any]:
+        """Keras 3's hard_sigmoid = relu6(x + 3) / 6 and hard_silu = x * hard_sigmoid(x), from built-in layers."""
+        L = self.tfk.layers
+
+        def hard_sigmoid(x: Any, tag: str) -> Any:
+            y = L.Rescaling(1.0, offset=3.0, name=f"{path}_{tag}_plus3")(x)
+            y = L.ReLU(max_value=6.0, name=f"{path}_{tag}_relu6")(y)
+            return L.Rescaling(1.0 / 6.0, name=f"{path}_{tag}_div6")(y)
+
+        if act == "hard_sigmoid":
+            return lambda x: hard_sigmoid(x, "hard_sigmoid")
+        return lambda x: L.Multiply(name=f"{path}_{act}")([x, hard_sigmoid(x, act)])
+
+    def _layer_scale(self, entry: dict[str, Any], path: str, src: Any) -> Any:
+        # ConvNeXt's x * gamma (per channel) is a 1x1 depthwise convolution without
+        # bias: a built-in layer that tfmot quantizes and TFLite runs in int8.
+        layer = self.tfk.layers.DepthwiseConv2D(1, use_bias=False, name=path)
+        self._weights.append((path, src, layer, lambda w: [np.asarray(w[0]).reshape(1, 1, -1, 1)]))
+        self.rebuilt.append({"name": path, "what": "LayerScale (x * gamma) rebuilt as a 1x1 DepthwiseConv2D without bias"})
+        return layer
+
+    def _op(self, cls: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """A Keras 3 operation applied to tensors in a functional graph (``x + 3.0``, ``x * y``)."""
+        L = self.tfk.layers
+        if kwargs or len(args) != 2:
+            raise _unsupported_op(cls, path)
+        a, b = args
+        ta, tb = _is_tensor(a), _is_tensor(b)
+        if ta and tb and cls in ("Add", "Multiply", "Subtract", "Maximum", "Minimum"):
+            return getattr(L, cls)(name=path)([a, b])
+        if ta != tb and isinstance(b if ta else a, (int, float)):
+            t, c = (a, float(b)) if ta else (b, float(a))
+            scale_offset = {
+                "Add": (1.0, c),
+                "Multiply": (c, 0.0),
+                "Subtract": (1.0, -c) if ta else (-1.0, c),
+                "Divide": (1.0 / c, 0.0) if ta and c else None,
+                "TrueDivide": (1.0 / c, 0.0) if ta and c else None,
+            }.get(cls)
+            if scale_offset is not None:
+                self.rebuilt.append({"name": path, "what": f"operation {cls.lower()} with the constant {c!r} rebuilt as a Rescaling layer"})
+                return L.Rescaling(scale_offset[0], offset=scale_offset[1], name=path)(t)
+        raise _unsupported_op(cls, path)
+
+    # -- weights --
+
+    def copy_weights(self) -> None:
+        for path, src, dst, convert in self._weights:
+            self.current = path
+            weights = src.get_weights()
+            if not weights:
+                continue
+            weights = convert(weights)
+            expected = [tuple(w.shape) for w in dst.get_weights()]
+            got = [tuple(np.shape(w)) for w in weights]
+            if expected != got:
+                raise BridgeError(f"layer {path!r}: Keras 3 weights {got} do not fit the tf_keras layer {expected}.")
+            dst.set_weights(weights)
 
 
-def _rebuild_functional(tfk: Any, config: dict[str, Any], dropped: dict[str, list[str]], live: dict[str, Any]) -> Any:
-    tensors: dict[tuple[str, int, int], Any] = {}
-    for entry in config["layers"]:
-        name = entry["name"]
-        if entry["class_name"] == "InputLayer":
-            tensors[(name, 0, 0)] = _make_input(tfk, entry)
-            continue
-        layer = _make_layer(tfk, entry, dropped, live)
-        for node_index, node in enumerate(entry.get("inbound_nodes", [])):
-            args = _resolve(node.get("args", []), tensors, name)
-            kwargs = _resolve(node.get("kwargs", {}), tensors, name)
-            out = layer(*args, **kwargs)
-            outs = out if isinstance(out, (list, tuple)) else [out]
-            for i, t in enumerate(outs):
-                tensors[(name, node_index, i)] = t
-    inputs = [tensors[_key(ref)] for ref in _refs(config["input_layers"])]
-    outputs = [tensors[_key(ref)] for ref in _refs(config["output_layers"])]
-    return tfk.Model(
-        inputs[0] if len(inputs) == 1 else inputs,
-        outputs[0] if len(outputs) == 1 else outputs,
-        name=config.get("name"),
+def _unsupported_op(cls: str, path: str) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"layer {path!r} is the Keras operation {cls} applied to tensors in the model graph; edgekit rebuilds only "
+        "+, -, *, / with a constant and element-wise Add/Subtract/Multiply/Maximum/Minimum of two tensors.",
+        hint="Express it with keras.layers (e.g. layers.Add, layers.Rescaling), or compress without pruning/QAT.",
     )
+
+
+def _live_child(live: Any, name: str) -> Any:
+    if live is None:
+        return None
+    try:
+        return live.get_layer(name)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _is_tensor(v: Any) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (int, float, np.ndarray))
+
+
+def _flat_tensors(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _flat_tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _flat_tensors(v)]
+    return [obj] if _is_tensor(obj) else []
+
+
+def _first_tensor(args: list[Any]) -> Any:
+    flat = _flat_tensors(args)
+    if not flat:
+        raise UnsupportedModelError("an inference no-op layer is called without a tensor input.")
+    return flat[0]
 
 
 def _refs(spec: Any) -> list[list[Any]]:
@@ -132,38 +389,6 @@ def _resolve(obj: Any, tensors: dict[tuple[str, int, int], Any], layer: str) -> 
     if isinstance(obj, (list, tuple)):
         return [_resolve(v, tensors, layer) for v in obj]
     return obj
-
-
-def _make_input(tfk: Any, entry: dict[str, Any]) -> Any:
-    cfg = entry["config"]
-    shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-    return tfk.Input(batch_shape=tuple(shape), dtype=_dtype_name(cfg.get("dtype")), name=cfg.get("name", entry.get("name")))
-
-
-def _make_layer(tfk: Any, entry: dict[str, Any], dropped: dict[str, list[str]], live: dict[str, Any]) -> Any:
-    class_name = entry["class_name"]
-    if class_name == "Lambda":
-        # Only reached with --allow-unsafe: Keras 3 already deserialized the
-        # function, and the two Keras versions serialize Python code differently,
-        # so reuse the live function object. The output check still applies.
-        src = live[entry["config"]["name"]]
-        return tfk.layers.Lambda(src.function, name=src.name)
-    cls = getattr(tfk.layers, class_name, None)
-    if cls is None:
-        raise UnsupportedModelError(f"layer {entry.get('name')!r}: tf_keras has no {class_name} layer to rebuild it with.")
-    cfg = {k: _translate_value(v) for k, v in entry["config"].items()}
-    cfg["dtype"] = _dtype_name(entry["config"].get("dtype"))
-    accepted = _accepted_kwargs(cls)
-    extra = {k: cfg.pop(k) for k in sorted(cfg) if k not in accepted}
-    # Keys at their neutral value (None/False) change nothing; any other
-    # dropped setting is reported, and the output comparison below guards it.
-    meaningful = [k for k, v in extra.items() if v not in (None, False, 0, [], {})]
-    if meaningful:
-        dropped[str(entry["config"].get("name", entry.get("name")))] = meaningful
-    try:
-        return cls.from_config(cfg)
-    except (TypeError, ValueError) as e:
-        raise UnsupportedModelError(f"layer {entry.get('name')!r} ({class_name}) cannot be rebuilt in tf_keras: {e}") from e
 
 
 def _accepted_kwargs(cls: type) -> set[str]:
@@ -204,19 +429,6 @@ def _translate_value(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_translate_value(x) for x in v]
     return v
-
-
-def _copy_weights(k3_model: Any, tf_model: Any) -> None:
-    for src in k3_model.layers:
-        weights = src.get_weights()
-        if not weights:
-            continue
-        dst = tf_model.get_layer(src.name)
-        expected = [tuple(w.shape) for w in dst.get_weights()]
-        got = [tuple(w.shape) for w in weights]
-        if expected != got:
-            raise BridgeError(f"layer {src.name!r}: Keras 3 weights {got} do not fit the tf_keras layer {expected}.")
-        dst.set_weights(weights)
 
 
 def _compare(k3_model: Any, tf_model: Any, *, samples: int, seed: int) -> BridgeReport:

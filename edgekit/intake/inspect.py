@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit.intake import registry as reg
 from edgekit.intake.audit import LayerAudit, audit_model
 from edgekit.intake.load import LoadedModel, load_model
 from edgekit.intake.stats import LayerStats, layer_stats
@@ -29,6 +30,25 @@ class ModelReport:
         # 4 bytes per float32 weight, trainable or not (BN moving stats ship too).
         return 4 * self.total_params
 
+    @property
+    def preprocessing(self) -> list[dict[str, str]]:
+        """Layers that compute on raw pixels at inference (Rescaling, Normalization, Resizing, CenterCrop).
+
+        They stay in the graph rather than moving into the bundle's
+        preprocessing spec: the model then means the same thing on every
+        target and in every tool that reads it, the int8 converter folds them
+        into the first quantize step at almost no cost, and the user's data
+        keeps the layout the model was trained on.
+        """
+        found = []
+        for layer in self.loaded.model.layers:  # topological order: stop at the first layer that computes
+            spec = reg.lookup(type(layer).__name__)
+            if spec is not None and spec.macs is not None:
+                break
+            if spec is not None and spec.preprocessing:
+                found.append({"name": layer.name, "type": type(layer).__name__, "kept": "in the graph"})
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         m = self.loaded.model
         return {
@@ -44,6 +64,7 @@ class ModelReport:
             "layers": [r.to_dict() for r in self.layers],
             "totals": {"params": self.total_params, "macs": self.total_macs, "float32_bytes": self.float_bytes},
             "audit": [a.to_dict() for a in self.audit],
+            "preprocessing": self.preprocessing,
             "notes": self.loaded.notes,
         }
 

@@ -2,9 +2,8 @@
 
 The scan works on the JSON config alone, so a model that would execute code
 (a Lambda layer, a custom class) is refused before any deserializer runs.
-To support a new layer: add it to ``SUPPORTED_LAYERS``, make sure the Keras 3
-bridge copies it faithfully (tests/test_intake_bridge.py), and give it a MAC
-formula in ``stats.py`` if it computes.
+What edgekit knows about each layer class lives in one table,
+:mod:`edgekit.intake.registry`; to support a new layer, add its row there.
 """
 from __future__ import annotations
 
@@ -12,47 +11,30 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from edgekit.errors import UnsafeModelError, UnsupportedModelError
+from edgekit.intake import registry as reg
 
-SUPPORTED_LAYERS = frozenset(
-    {
-        "InputLayer",
-        "Conv2D",
-        "DepthwiseConv2D",
-        "SeparableConv2D",
-        "BatchNormalization",
-        "Dense",
-        "MaxPooling2D",
-        "AveragePooling2D",
-        "GlobalAveragePooling2D",
-        "GlobalMaxPooling2D",
-        "Dropout",
-        "SpatialDropout2D",
-        "Activation",
-        "ReLU",
-        "LeakyReLU",
-        "Softmax",
-        "Add",
-        "Multiply",
-        "Concatenate",
-        "Flatten",
-        "Rescaling",
-        "Normalization",
-        "ZeroPadding2D",
-        "Reshape",
-    }
-)
+# Every class the scan lets through (nested models and no-ops included); kept for API compatibility.
+SUPPORTED_LAYERS = frozenset(reg.LAYERS)
 
 UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
-_MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+_MODEL_CLASSES = reg.names(bridge=reg.INLINE)
+# Keras 3 records ``x + 3.0`` on symbolic tensors as operation nodes from these modules.
+_OP_MODULES = ("keras.src.ops", "keras.ops")
+# Keras' own layers that live outside keras.layers (the bridge rebuilds them from built-ins).
+_KERAS_APPLICATION_LAYERS = frozenset({"LayerScale"})
 
 
 @dataclass(frozen=True)
 class LayerRef:
-    name: str
+    name: str  # outer/inner path for layers of nested models
     class_name: str
     module: str | None
     registered_name: str | None
     config: dict[str, Any]
+
+    @property
+    def is_op(self) -> bool:
+        return (self.module or "").startswith(_OP_MODULES)
 
     @property
     def is_custom(self) -> bool:
@@ -63,25 +45,32 @@ class LayerRef:
         return ">" in self.class_name  # tf_keras writes "Custom>Name" for registered objects
 
 
-def iter_layers(model_config: dict[str, Any]) -> Iterator[LayerRef]:
-    """Every layer entry of a Sequential/functional model config."""
+def iter_layers(model_config: dict[str, Any], *, prefix: str = "", nested: bool = True) -> Iterator[LayerRef]:
+    """Every layer entry of a Sequential/functional model config; nested models' layers follow as outer/inner."""
     for entry in model_config.get("config", {}).get("layers", []):
         cfg = entry.get("config", {}) or {}
-        yield LayerRef(
-            name=str(entry.get("name") or cfg.get("name") or "?"),
+        ref = LayerRef(
+            name=prefix + str(entry.get("name") or cfg.get("name") or "?"),
             class_name=str(entry.get("class_name")),
             module=entry.get("module"),
             registered_name=entry.get("registered_name"),
             config=cfg,
         )
+        yield ref
+        if nested and ref.class_name in _MODEL_CLASSES and not ref.is_custom:
+            yield from iter_layers(entry, prefix=ref.name + "/")
 
 
-def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, source: str = "model") -> list[str]:
+def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, source: str = "model", flavour: str = "keras3") -> list[str]:
     """Refuse what edgekit cannot load safely or handle; return notes for what it allowed.
+
+    Args:
+        flavour: "keras3" (nested models are inlined by the bridge) or "tf_keras"
+            (loaded as saved, so a nested model is refused).
 
     Raises:
         UnsafeModelError: a Lambda or custom object, unless ``allow_unsafe``.
-        UnsupportedModelError: a layer outside ``SUPPORTED_LAYERS``, or a nested model.
+        UnsupportedModelError: a layer edgekit does not know, or a nested model in a tf_keras file.
     """
     notes = []
     for layer in iter_layers(model_config):
@@ -94,15 +83,18 @@ def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, sou
                 )
             notes.append(f"layer {layer.name!r} ({layer.class_name}) loaded with --allow-unsafe")
             continue
-        if layer.class_name in _MODEL_CLASSES:
+        if layer.is_op and flavour == "keras3":
+            continue  # the bridge rebuilds constant arithmetic and refuses the rest, by name
+        if layer.class_name in _MODEL_CLASSES and flavour != "keras3":
             raise UnsupportedModelError(
-                f"{source}: layer {layer.name!r} is a nested {layer.class_name} model; edgekit needs a flat model.",
-                hint="Rebuild the model so the inner model's layers are applied directly to the outer graph.",
+                f"{source}: layer {layer.name!r} is a nested {layer.class_name} model in a tf_keras file; edgekit inlines nested models only in Keras 3 files.",
+                hint="Save the model with Keras 3 (model.save('model.keras')), or apply the inner model's layers directly to the outer graph.",
             )
-        if layer.class_name not in SUPPORTED_LAYERS:
+        if layer.class_name not in reg.LAYERS and not (layer.class_name in _KERAS_APPLICATION_LAYERS and flavour == "keras3"):
             raise UnsupportedModelError(
                 f"{source}: layer {layer.name!r} has unsupported type {layer.class_name}.",
-                hint=f"Supported layers: {', '.join(sorted(SUPPORTED_LAYERS - {'InputLayer'}))}.",
+                hint=f"Replace it with a supported layer ({', '.join(sorted(reg.names(bridge=reg.COPY)))}), "
+                "or pass --allow-unsafe to convert it without pruning/QAT.",
             )
         _check_activation(layer, allow_unsafe, source, notes)
     return notes
@@ -123,3 +115,9 @@ def _check_activation(layer: LayerRef, allow_unsafe: bool, source: str, notes: l
                 hint="If you trust it, pass --allow-unsafe and make the function importable.",
             )
         notes.append(f"layer {layer.name!r} uses a custom activation, allowed by --allow-unsafe")
+        return
+    if isinstance(act, str) and act not in reg.ACTIVATIONS:
+        raise UnsupportedModelError(
+            f"{source}: layer {layer.name!r} uses activation {act!r}, which edgekit does not know.",
+            hint=f"Use one of: {', '.join(sorted(reg.ACTIVATIONS))}.",
+        )

@@ -66,13 +66,13 @@ def load_model(path: str | Path, *, allow_unsafe: bool = False, custom_objects: 
         ModelLoadError, UnsafeModelError, UnsupportedModelError, BridgeError.
     """
     mf = read_model_file(path)
-    notes = scan_layers(mf.config, allow_unsafe=allow_unsafe, source=str(mf.path))
+    notes = scan_layers(mf.config, allow_unsafe=allow_unsafe, source=str(mf.path), flavour=mf.flavour)
     digest = _sha256(mf.path)
     if mf.flavour == "keras3":
         k3 = _load_keras3(mf, allow_unsafe, custom_objects)
         _check_io(k3, mf.path)  # before bridging: the output check needs concrete input shapes
         model, report = bridge_keras3(k3)
-        return LoadedModel(model, mf, digest, report, notes)
+        return LoadedModel(model, mf, digest, report, notes + report.notes())
     model = _load_tf_keras(mf, allow_unsafe, custom_objects)
     _check_io(model, mf.path)
     return LoadedModel(model, mf, digest, None, notes)

@@ -1,15 +1,16 @@
 """Per-layer structure of a tf_keras model: output shapes, parameters, MACs.
 
-MACs count multiply-accumulates for one image (batch 1). Layers that only
-move or rescale data (pooling, BN, activations, Add) are counted as 0 MACs,
-as TFLite's benchmark tools and most papers do.
+MACs count multiply-accumulates for one image (batch 1), by the formula in
+the layer's :mod:`edgekit.intake.registry` row. Layers that only move or
+rescale data (pooling, BN, activations, Add) are counted as 0 MACs, as
+TFLite's benchmark tools and most papers do.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
+from edgekit.intake import registry as reg
 
 
 @dataclass
@@ -32,25 +33,13 @@ def _shape(s: Any) -> list[Any]:
 
 
 def layer_macs(layer: Any) -> int:
-    """Multiply-accumulates of one layer for batch 1."""
-    kind = type(layer).__name__
+    """Multiply-accumulates of one layer for batch 1 (the registry row's formula; 0 without one)."""
+    spec = reg.lookup(type(layer).__name__)
+    if spec is None or spec.macs is None:
+        return 0
     out = _shape(layer.output_shape)
     inp = _shape(layer.input_shape) if hasattr(layer, "input_shape") else []
-    spatial = int(np.prod([d for d in out[1:-1] if d is not None])) if len(out) > 2 else 1
-    if kind == "Conv2D":
-        kh, kw = layer.kernel_size
-        cin = inp[-1] // getattr(layer, "groups", 1)
-        return spatial * out[-1] * kh * kw * cin
-    if kind == "DepthwiseConv2D":
-        kh, kw = layer.kernel_size
-        return spatial * out[-1] * kh * kw
-    if kind == "SeparableConv2D":
-        kh, kw = layer.kernel_size
-        depth = inp[-1] * layer.depth_multiplier
-        return spatial * depth * kh * kw + spatial * depth * out[-1]
-    if kind == "Dense":
-        return spatial * inp[-1] * out[-1]
-    return 0
+    return int(spec.macs(layer.get_config(), inp, out))
 
 
 def layer_stats(model: Any) -> list[LayerStats]:
