@@ -221,8 +221,9 @@ def test_a_given_conversion_is_shipped_without_converting_again(tmp_path, monkey
     _, train, _ = digits
     given = convert_mod.convert_model(model, get_target("cpu"), train.x[:64])
     calls = []
-    real = convert_mod.convert_model
-    monkeypatch.setattr(convert_mod, "convert_model", lambda m, profile, *a, **k: calls.append(profile.name) or real(m, profile, *a, **k))
+    real = convert_mod.ConversionCache.convert
+    monkeypatch.setattr(convert_mod.ConversionCache, "convert",
+                        lambda self, m, profile, *a, **k: calls.append(profile.name) or real(self, m, profile, *a, **k))  # fmt: skip
     result = build(tmp_path / "b", trained, digits, targets=["cpu", "edgetpu"], converted={"cpu": given})
     assert calls == ["edgetpu"]
     cpu = result.bundle.manifest.artifact("cpu")
