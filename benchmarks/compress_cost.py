@@ -92,7 +92,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {str(t): [] for t in trees}
     for r in range(args.rounds):
         for i, tree in enumerate(trees):
-            row = _popen_rss(tree, model, data, work / f"bundle_{i}_{r}")
+            row = _popen_rss(tree, model, data, work / f"bundle_{tree.name}_{r}")
             rows[str(tree)].append(row)
             print(json.dumps(row), flush=True)
     for tree, rs in rows.items():
