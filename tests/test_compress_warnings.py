@@ -37,9 +37,16 @@ def _compress(model, out, targets):
                               terminal_width=200)  # fmt: skip
 
 
-def test_a_split_edgetpu_graph_is_one_warning_line(tf_keras, tmp_path):
+def test_a_split_edgetpu_graph_is_one_warning_line(tf_keras, tmp_path, monkeypatch):
+    import edgekit.compress.calibrate as calibrate
+
+    def debugger_fails(*args, **kwargs):
+        raise RuntimeError()  # no text at all: the note must still be one line, not an IndexError
+
+    monkeypatch.setattr(calibrate, "layer_errors", debugger_fails)
     r = _compress(_model(tf_keras, tmp_path, "leaky"), tmp_path / "b", "edgetpu")
     assert r.exit_code == 0, r.output
+    assert "per-layer quantization error report unavailable: RuntimeError" in r.output
     lines = [line for line in r.output.splitlines() if line.startswith("warning: edgetpu:")]
     assert len(lines) == 1 and "graph splits at op #2 LEAKY_RELU" in lines[0] and "ops on Edge TPU, the rest on CPU" in lines[0]
 

@@ -77,3 +77,27 @@ def test_package_docstring_example_runs(tf_keras_h5_path):
     lines = [line.strip() for line in code.strip().splitlines() if line.strip()]
     src = "\n".join(lines).replace('"model.keras"', repr(str(tf_keras_h5_path)))
     exec(compile(src, "edgekit.__doc__", "exec"), {})  # noqa: S102 - our own docstring
+
+
+def test_unknown_placement_stays_unknown():
+    from edgekit.compile.report import CompatReport, OpPlacement
+
+    ops = [OpPlacement(0, "CONV_2D", None, "this LiteRT does not expose its delegated graph", 100, code="unknown"),
+           OpPlacement(1, "SOFTMAX", None, "this LiteRT does not expose its delegated graph", 0, code="unknown")]
+    r = CompatReport("cpu", "xnnpack", "XNNPACK", "delegated graph", ops)
+    assert r.status == "unknown" and r.fraction_ops is None and r.fraction_macs is None
+    s = r.summary()
+    assert s["fraction_ops"] is None and s["fraction_macs"] is None and s["not_on_accelerator"] == []
+    assert "unknown" in r.headline() and "every op runs" not in r.to_text() and "not on XNNPACK" not in r.to_text()
+    assert r.to_dict()["placements"][0]["code"] == "unknown"
+
+
+def test_placement_codes_are_values_and_checked():
+    from edgekit.compile.report import OpPlacement
+
+    assert OpPlacement(0, "ADD", True, None).code == "delegated"
+    assert OpPlacement(0, "ADD", False, "why", code="outside_partition").code == "outside_partition"
+    with pytest.raises(ValueError, match="not one of"):
+        OpPlacement(0, "ADD", False, "why", code="because")
+    with pytest.raises(ValueError, match="contradicts"):
+        OpPlacement(0, "ADD", False, None, code="delegated")
