@@ -6,7 +6,8 @@
 The case: MobileNetV2 alpha 0.5 at 128x128 (keras.applications, weights=None, 10 classes),
 200 images (20 per class from the bundled digits, resized to 128x128 RGB), the default
 recipe, targets cpu,gpu,edgetpu. Each run is a fresh ``edgekit compress --json`` process
-(TensorFlow import included); peak RSS is that process's ``ru_maxrss`` from ``wait4``.
+(TensorFlow import included); peak RSS is that process's ``ru_maxrss`` and CPU time its user +
+system time, both from ``wait4`` (on a shared, loaded machine CPU time is the steadier figure).
 With several trees, runs alternate between them (interleaved rounds) so a load change on a
 shared machine hits both alike. Prints one JSON line per run and a summary.
 """
@@ -64,7 +65,9 @@ def _popen_rss(tree: Path, model: Path, data: Path, out: Path) -> dict:
         so.seek(0)
         se.seek(0)
         stdout, stderr = so.read(), se.read()
-    row = {"tree": str(tree), "exit": proc.returncode, "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    row = {"tree": str(tree), "exit": proc.returncode, "wall_s": round(wall, 1),
+           "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),  # what a busy machine does not inflate
+           "peak_rss_mb": round(usage.ru_maxrss / 1024)}
     try:
         payload = json.loads(stdout)
         row["timings"] = payload.get("timings")
@@ -89,13 +92,14 @@ def main() -> None:
     rows: dict[str, list[dict]] = {str(t): [] for t in trees}
     for r in range(args.rounds):
         for i, tree in enumerate(trees):
-            row = _popen_rss(tree, model, data, work / f"bundle_{i}_{r}")
+            row = _popen_rss(tree, model, data, work / f"bundle_{tree.name}_{r}")
             rows[str(tree)].append(row)
             print(json.dumps(row), flush=True)
     for tree, rs in rows.items():
         ok = [x for x in rs if x["exit"] in (0, 1)]
         if ok:
             print(f"{tree}: median wall {statistics.median(x['wall_s'] for x in ok):.1f} s, "
+                  f"median CPU {statistics.median(x['cpu_s'] for x in ok):.1f} s, "
                   f"median peak RSS {statistics.median(x['peak_rss_mb'] for x in ok):.0f} MB over {len(ok)} run(s)")
 
 

@@ -5,7 +5,7 @@ The public API is imported lazily so that ``import edgekit`` (and the CLI's
 
     import edgekit
     loaded = edgekit.load_model("model.keras")
-    print(loaded.report.summary())
+    print(loaded.input_shape, loaded.source_info())
 """
 from __future__ import annotations
 

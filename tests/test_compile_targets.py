@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -88,7 +89,10 @@ def test_bundle_for_each_target(tmp_path, trained, digits, target):
     assert comp["numeric"]["ok"] and comp["numeric"]["tolerance"] == profile.tolerance
     assert comp["analysis"] == profile.analysis and 0 < comp["fraction_ops"] <= 1
     report = json.loads((result.path / comp["report"]).read_text())
-    assert report["target"] == target and len(report["placements"]) == len(graph.ops)
+    # every op is placed, except the GPU delegate's fp16 weight DEQUANTIZE ops (folded into its kernels)
+    folded = report["extra"].get("fp16_dequantize_ops", [])
+    assert report["target"] == target and len(report["placements"]) == len(graph.ops) - len(folded)
+    assert (len(folded) > 0) == (profile.quantization == "fp16")
     assert (result.path / f"reports/compat_{target}.txt").read_text().startswith("Compatibility report")
     assert entry.recipe["quantization"] == profile.quantization and entry.recipe["sparsity"] == 0.0
     assert entry.recipe["calibration_samples"] == (64 if profile.quantization == "int8" else 0)
@@ -221,8 +225,9 @@ def test_a_given_conversion_is_shipped_without_converting_again(tmp_path, monkey
     _, train, _ = digits
     given = convert_mod.convert_model(model, get_target("cpu"), train.x[:64])
     calls = []
-    real = convert_mod.convert_model
-    monkeypatch.setattr(convert_mod, "convert_model", lambda m, profile, *a, **k: calls.append(profile.name) or real(m, profile, *a, **k))
+    real = convert_mod.ConversionCache.convert
+    monkeypatch.setattr(convert_mod.ConversionCache, "convert",
+                        lambda self, m, profile, *a, **k: calls.append(profile.name) or real(self, m, profile, *a, **k))  # fmt: skip
     result = build(tmp_path / "b", trained, digits, targets=["cpu", "edgetpu"], converted={"cpu": given})
     assert calls == ["edgetpu"]
     cpu = result.bundle.manifest.artifact("cpu")
@@ -424,32 +429,68 @@ RESHAPE                        1          Mapped to Edge TPU
 FULLY_CONNECTED                1          Mapped to Edge TPU
 SOFTMAX                        1          Operation is otherwise supported, but not mapped due to some unspecified limitation
 """
-STUB_COMPILER = f"""#!/bin/sh
+# The stand-in writes what the compiler writes: the model with the ops it maps
+# replaced by one ``edgetpu-custom-op`` per Edge TPU subgraph (here SOFTMAX stays
+# on the CPU, so the final QUANTIZE forms a second subgraph), its .log and stdout.
+STUB_COMPILER = f"""#!{sys.executable}
 # stand-in for edgetpu_compiler 16: edgetpu_compiler -s -o OUT_DIR MODEL
-if [ "$1" = "--version" ]; then echo "Edge TPU Compiler version 16.0.384591198"; exit 0; fi
-out="$3"; model="$4"; stem=$(basename "$model" .tflite)
-cp "$model" "$out/${{stem}}_edgetpu.tflite"
-cat > "$out/${{stem}}_edgetpu.log" <<LOG
-Edge TPU Compiler version 16.0.384591198
-Input: $model
-Output: ${{stem}}_edgetpu.tflite
+import os, sys
+if sys.argv[1:] == ["--version"]:
+    print("Edge TPU Compiler version 16.0.384591198")
+    sys.exit(0)
+out, model = sys.argv[3], sys.argv[4]
+stem = os.path.basename(model)[: -len(".tflite")]
+import flatbuffers
+from ai_edge_litert import schema_py_generated as s
 
-{COMPILER_TABLE}LOG
-cat <<'OUT'
-Edge TPU Compiler version 16.0.384591198
-Started a compilation timeout timer of 180 seconds.
-
-Model compiled successfully in 12 ms.
-
-Number of Edge TPU subgraphs: 1
-Total number of operations: 9
-Operation log: model_edgetpu_edgetpu.log
-
-Model successfully compiled but not all operations are supported by the Edge TPU. A percentage of the model will instead run on the CPU, which is slower. If possible, consider updating your model to use only operations supported by the Edge TPU. For details, visit g.co/coral/model-reqs.
-Number of operations that will run on Edge TPU: 8
-Number of operations that will run on CPU: 1
-
-{COMPILER_TABLE}OUT
+m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(open(model, "rb").read(), 0))
+names = {{v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}}
+def opname(op):
+    c = m.operatorCodes[op.opcodeIndex]
+    return names[max(c.builtinCode, c.deprecatedBuiltinCode)]
+custom = s.OperatorCodeT()
+custom.builtinCode = custom.deprecatedBuiltinCode = s.BuiltinOperator.CUSTOM
+custom.customCode, custom.version = "edgetpu-custom-op", 1
+m.operatorCodes.append(custom)
+g = m.subgraphs[0]
+def const(t):
+    b = g.tensors[t].buffer
+    return b > 0 and m.buffers[b].data is not None and len(m.buffers[b].data) > 0
+groups, current = [], []
+for op in g.operators:
+    if opname(op) == "SOFTMAX":
+        groups += [current, [op]] if current else [[op]]
+        current = []
+    else:
+        current.append(op)
+if current:
+    groups.append(current)
+ops = []
+for grp in groups:
+    if opname(grp[0]) == "SOFTMAX":
+        ops.append(grp[0])
+        continue
+    made = {{t for op in grp for t in op.outputs}}
+    ins = list(dict.fromkeys(t for op in grp for t in op.inputs if t >= 0 and t not in made and not const(t)))
+    rest = [o for o in g.operators if all(o is not x for x in grp)]
+    used = {{t for o in rest for t in o.inputs}} | set(g.outputs)
+    outs = [t for op in grp for t in op.outputs if t in used]
+    c = s.OperatorT()
+    c.opcodeIndex, c.inputs, c.outputs, c.customOptions = len(m.operatorCodes) - 1, ins, outs, list(b"compiled")
+    ops.append(c)
+g.operators = ops
+b = flatbuffers.Builder(1024)
+b.Finish(m.Pack(b), file_identifier=b"TFL3")
+open(os.path.join(out, stem + "_edgetpu.tflite"), "wb").write(b.Output())
+table = {COMPILER_TABLE!r}
+open(os.path.join(out, stem + "_edgetpu.log"), "w").write(
+    "Edge TPU Compiler version 16.0.384591198\\nInput: " + model + "\\nOutput: " + stem + "_edgetpu.tflite\\n\\n" + table)
+print("Edge TPU Compiler version 16.0.384591198\\nStarted a compilation timeout timer of 180 seconds.\\n")
+print("Model compiled successfully in 12 ms.\\n\\nNumber of Edge TPU subgraphs: 2\\nTotal number of operations: 9")
+print("Operation log: " + stem + "_edgetpu.log\\n")
+print("Model successfully compiled but not all operations are supported by the Edge TPU.")
+print("Number of operations that will run on Edge TPU: 8\\nNumber of operations that will run on CPU: 1\\n")
+print(table)
 """
 SOFTMAX_DIFFERS = [{"op": "SOFTMAX", "predicted_on_tpu": 1, "compiler_on_tpu": 0}]
 
@@ -546,6 +587,44 @@ def test_not_compiled_bundle_is_adopted_by_the_reported_command(tmp_path, monkey
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["adopted"][0]["differences"] == SOFTMAX_DIFFERS
     _check_compiled_bundle(out)
+
+
+def test_adoption_refuses_an_uncompiled_copy_and_a_log_that_contradicts_the_file(tmp_path, stub_compiler, trained, digits):
+    """issue 11: a byte-identical copy of the uncompiled artifact passed as 'compiled', and a hand-written log 'agreed'."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    out = tmp_path / "b"
+    result = build(out, trained, digits, targets=["cpu", "edgetpu"])
+    command = result.bundle.manifest.artifact("edgetpu").compatibility["compiler"]["command"]
+    compile_step, adopt_step = command.split(" && ")
+    before = (out / "manifest.json").read_text()
+    runner = CliRunner()
+    shutil.copy(out / "model_edgetpu.tflite", out / "model_edgetpu_edgetpu.tflite")
+    r = runner.invoke(app, shlex.split(adopt_step)[1:], terminal_width=300)
+    assert r.exit_code != 0 and "has no edgetpu-custom-op op, so it is not an edgetpu_compiler output" in r.output
+    assert (out / "manifest.json").read_text() == before
+    # a real compile, but a log written by hand that claims every op maps
+    subprocess.run(shlex.split(compile_step), check=True, env={**os.environ, "PATH": stub_compiler}, capture_output=True)
+    log = out / "model_edgetpu_edgetpu.log"
+    log.write_text(log.read_text().replace("SOFTMAX                        1          Operation is otherwise supported, "
+                                           "but not mapped due to some unspecified limitation",
+                                           "SOFTMAX                        1          Mapped to Edge TPU"))  # fmt: skip
+    r = runner.invoke(app, shlex.split(adopt_step)[1:], terminal_width=300)
+    assert r.exit_code != 0 and "does not describe the compiled file" in r.output and "SOFTMAX on the Edge TPU: log 1, file 0" in r.output
+    assert (out / "manifest.json").read_text() == before
+    # without the log the mapping comes from the file alone
+    log.unlink()
+    r = runner.invoke(app, [*shlex.split(adopt_step)[1:], "--json"])
+    assert r.exit_code == 0, r.output
+    adopted = json.loads(r.stdout)["adopted"][0]
+    assert adopted["differences"] == SOFTMAX_DIFFERS and adopted["agrees"] is False
 
 
 def test_metrics_match_scikit_learn():

@@ -153,15 +153,12 @@ def environment_line(env: dict[str, Any]) -> str:
 
 def print_result(result: dict[str, Any], console: Any) -> None:
     """Rich tables: summary, per-stage, comparison and gate (when present)."""
-    from rich.table import Table
+    from edgekit.tables import fit_tables
 
-    def table(title: str, header: list[str], body: list[list[str]]) -> Table:
-        t = Table(title=title, title_justify="left", header_style="bold")
-        for i, h in enumerate(header):
-            t.add_column(h, justify="left" if i < 2 else "right", overflow="fold")
-        for row in body:
-            t.add_row(*row)
-        return t
+    def table(title: str, header: list[str], body: list[list[str]]) -> Any:
+        # Split over several tables rather than cut a number (80-column terminals and CI logs).
+        return fit_tables(title, header, body, key_columns=2 if len(header) > 1 and header[1] == "stage" else 1,
+                          justify=["left" if i < 2 else "right" for i in range(len(header))])  # fmt: skip
 
     mode = "end to end over " + str(result["config"]["source"]) if result["mode"] == "end_to_end" else "per frame"
     cfg = result["config"]
@@ -201,21 +198,15 @@ def print_result(result: dict[str, Any], console: Any) -> None:
 
 
 def print_gate(gate: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
+    from edgekit.tables import fit_tables
 
     header, body = gate_rows(gate)
     colour = {"pass": "green", "regressed": "red", "too_noisy": "yellow"}[gate["outcome"]]
-    t = Table(
-        title=f"gate vs {gate['baseline']} · max regression {gate['max_regression'] * 100:g}% · [{colour}]{gate['outcome']}[/]",
-        title_justify="left",
-        header_style="bold",
-    )
-    for i, h in enumerate(header):
-        t.add_column(h, justify="left" if i < 2 else "right")
-    for row in body:
-        style = {"regressed": "bold red", "too_noisy": "yellow", "improved": "green"}.get(row[-1])
-        t.add_row(*row, style=style)
-    console.print(t)
+    styles = [{"regressed": "bold red", "too_noisy": "yellow", "improved": "green"}.get(row[-1]) for row in body]
+    console.print(fit_tables(
+        f"gate vs {gate['baseline']} · max regression {gate['max_regression'] * 100:g}% · [{colour}]{gate['outcome']}[/]",
+        header, body, justify=["left" if i < 2 else "right" for i in range(len(header))], row_styles=styles,
+    ))  # fmt: skip
     for w in gate["warnings"]:
         console.print(f"[yellow]warning:[/] {w}")
 

@@ -113,10 +113,9 @@ def _measurement_options_given(values: dict[str, Any]) -> list[str]:
 
 def _measure(bundle: Path, *, quiet: bool, runs, warmup, warmup_seconds, min_seconds, max_seconds, repeats, threads,  # noqa: ANN001
              frame_size, **kwargs: Any) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from edgekit.bench.measure import BenchConfig, parse_frame_size
     from edgekit.bench.run import run_bench
+    from edgekit.progress import NullProgress, RichProgress
 
     given = {
         "runs": runs, "warmup": warmup, "warmup_seconds": warmup_seconds, "min_seconds": min_seconds,
@@ -124,19 +123,11 @@ def _measure(bundle: Path, *, quiet: bool, runs, warmup, warmup_seconds, min_sec
     }
     config = BenchConfig(**{k: v for k, v in given.items() if v is not None})
     targets = list(kwargs.pop("target") or []) or None
-    with Progress(
-        TextColumn("benchmarking [bold]{task.fields[label]}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet,
-    ) as progress:
-        task = progress.add_task("bench", total=None, label="probing artifacts")
+    prog = NullProgress() if quiet else RichProgress(err_console)  # the reporter compress and the build use
+    with prog.task("benchmarking probing artifacts", None) as task:
 
         def on_progress(label: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, label=label)
+            task.update(completed=done, total=total, description=f"benchmarking {label}")
 
         return run_bench(bundle, config=config, targets=targets, progress=on_progress, **kwargs)
 

@@ -28,22 +28,13 @@ def example(
 
 
 def train_with_progress(out: Path, *, epochs: int, seed: int, quiet: bool = False):  # noqa: ANN201 - ExampleResult, lazy
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from edgekit.example import train_example
+    from edgekit.progress import NullProgress, RichProgress
 
-    with Progress(
-        TextColumn("training digits CNN"),
-        BarColumn(),
-        TextColumn("epoch {task.completed}/{task.total} {task.fields[metrics]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("train", total=epochs, metrics="")
+    prog = NullProgress() if quiet else RichProgress(err_console)  # the reporter compress, build and bench use
+    with prog.task("training digits CNN", epochs) as task:
 
         def on_epoch(epoch: int, logs: dict) -> None:
-            progress.update(task, completed=epoch, metrics=f"loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}")
+            task.update(completed=epoch, info=f"loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f}")
 
         return train_example(out, epochs=epochs, seed=seed, on_epoch=on_epoch)

@@ -9,6 +9,11 @@ LiteRT. Entry points:
                           representative=x_cal, targets=["cpu", "gpu", "edgetpu"],
                           eval_data=(x_test, y_test))
 
+    # or in two steps: a validated request, then the named stages (STAGES)
+    from edgekit.compile import BuildRequest, run_build
+    result = run_build(BuildRequest.create("out/bundle", model=m, spec=spec, labels=names,
+                                           representative=x_cal, targets=["cpu", "edgetpu"]))
+
 To add a target, add ``targets/<name>.toml``; to add behaviour a profile can
 name, register it in :mod:`edgekit.compile.registry`.
 """

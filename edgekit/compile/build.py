@@ -1,14 +1,24 @@
 """Build a bundle: one checked, analysed, evaluated artifact per target.
 
-:func:`build_bundle` is what ``edgekit compress`` calls after fine-tuning. For
-each target it converts, runs the profile's compatibility analysis, checks the
-artifact numerically against the Keras model, runs the profile's adapter (the
-Edge TPU compiler) and scores the artifact on the held-out data through the
-interpreter; each scored artifact adds a row to the manifest's evaluation
-table (``variants``), after the caller's own rows. A target that fails (e.g.
-the converter raises) is recorded in ``Manifest.failures`` and the others
-still ship; if none succeeds nothing is written. The bundle appears atomically
-(see :class:`edgekit.bundle.BundleWriter`).
+The build is a validated request and a fixed list of named stages:
+
+* :class:`BuildRequest` (:meth:`BuildRequest.create`) checks everything before
+  any work: targets and profiles, model I/O, spec, labels, samples, float
+  fallback layers, pre-made conversions, report names.
+* :func:`run_build` takes every target through :data:`STAGES` -- ``convert``
+  (through a :class:`~edgekit.compile.convert.ConversionCache`, so int8 targets
+  share one calibration and nothing is converted twice), ``check_numerics``
+  (against the Keras model, profile tolerance), ``analyse`` (the profile's
+  compatibility analysis; float ops in an int8 artifact fail a target whose
+  profile forbids float fallback), ``evaluate`` (held-out data through the
+  interpreter; one row of the manifest's evaluation table) and ``write`` (the
+  profile's adapter, e.g. the Edge TPU compiler, and the manifest entries).
+  A stage's error fails that target (``Manifest.failures`` names the stage);
+  the others still ship; if none succeeds nothing is written. Seconds per
+  stage go to ``reports/build.json``. The bundle appears atomically (see
+  :class:`edgekit.bundle.BundleWriter`).
+* :func:`build_bundle` is both in one call; ``edgekit compress`` calls it with
+  its budget loop's conversion cache.
 
 int8 targets are converted from ``model``; float targets (fp16/fp32) from
 ``float_model`` when one is given: a QAT model's fake-quant nodes would make

@@ -271,6 +271,11 @@ def _requirements(g: Graph) -> list[dict]:
     ]
 
 
+def _code(op: Op, why: str | None) -> str:
+    """The placement code of an op the Edge TPU does not take."""
+    return "unsupported_op" if op.name not in EDGETPU_OPS else "unsupported_params"
+
+
 def check_edgetpu(model: str | bytes | Graph, *, target: str = "edgetpu") -> CompatReport:
     """Predict the Edge TPU mapping of a ``.tflite`` (path, bytes, or a read :class:`Graph`).
 
@@ -294,7 +299,8 @@ def check_edgetpu(model: str | bytes | Graph, *, target: str = "edgetpu") -> Com
     if not static:
         # The compiler refuses the whole model, so nothing maps.
         for op, why in zip(g.ops, problems):
-            placements.append(OpPlacement(op.index, op.name, False, why or "model has dynamic tensor shapes", op.macs))
+            placements.append(OpPlacement(op.index, op.name, False, why or "model has dynamic tensor shapes", op.macs,
+                                          code=_code(op, why) if why else "tensor_type_or_shape"))
         if g.ops:
             split = {"index": 0, "op": g.ops[0].name, "reason": "dynamic tensor shapes: the compiler rejects the model"}
     else:
@@ -302,13 +308,14 @@ def check_edgetpu(model: str | bytes | Graph, *, target: str = "edgetpu") -> Com
         end = next((i for i in range(start, len(problems)) if problems[i] is not None), len(problems))
         for op, why in zip(g.ops, problems):
             if op.index < start:
-                placements.append(OpPlacement(op.index, op.name, False, why, op.macs))
+                placements.append(OpPlacement(op.index, op.name, False, why, op.macs, code=_code(op, why)))
             elif op.index < end:
                 placements.append(OpPlacement(op.index, op.name, True, None, op.macs))
             elif op.index == end:
-                placements.append(OpPlacement(op.index, op.name, False, why, op.macs))
+                placements.append(OpPlacement(op.index, op.name, False, why, op.macs, code=_code(op, why)))
             else:
-                placements.append(OpPlacement(op.index, op.name, False, why or AFTER_SPLIT, op.macs))
+                placements.append(OpPlacement(op.index, op.name, False, why or AFTER_SPLIT, op.macs,
+                                              code=_code(op, why) if why else "after_split"))
         if end < len(g.ops) and start < len(g.ops):
             split = {"index": end, "op": g.ops[end].name, "reason": problems[end]}
         if start == len(g.ops):

@@ -27,6 +27,8 @@ from edgekit.compile.report import CompatReport, OpPlacement
 from edgekit.errors import BundleError
 
 VARIANT = "int8_edgetpu"  # the manifest variant of a compiled file
+CUSTOM_OP = "edgetpu-custom-op"  # what the compiler puts in place of the ops it maps (one per Edge TPU subgraph)
+ON_CPU = "Runs on the CPU (read from the compiled file)"
 LOG_REPORT = "edgetpu_compiler.log"  # its log, under reports/
 
 MAPPED = "Mapped to Edge TPU"
@@ -87,6 +89,81 @@ def compare_with_prediction(parsed: dict[str, Any], report: CompatReport) -> dic
         if predicted.get(op, 0) != compiled.get(op, 0)
     ]
     return {"agrees": not diffs, "differences": diffs}
+
+
+def compiled_mapping(source: Path, compiled: Path) -> dict[str, Any]:
+    """The op mapping read from a compiled file itself, after checking it is one.
+
+    A compiled Edge TPU model holds one ``edgetpu-custom-op`` per Edge TPU
+    subgraph in place of the ops it maps; the ops it still lists run on the CPU.
+    So: per op type, on the TPU = the source's count minus the compiled file's.
+
+    Returns:
+        ``{"rows": [...], "ops_on_tpu", "ops_on_cpu", "subgraphs"}`` in :func:`parse_log`'s shape.
+
+    Raises:
+        BundleError: no ``edgetpu-custom-op`` (e.g. an uncompiled copy), other model
+            inputs/outputs (shape, dtype, quantization) than the source, or ops the source lacks.
+    """
+    from collections import Counter
+
+    from edgekit.tflite_graph import read_graph
+
+    src, out = read_graph(source), read_graph(compiled)
+    customs = [op for op in out.ops if op.name == f"CUSTOM:{CUSTOM_OP}"]
+    if not customs:
+        raise BundleError(
+            f"{compiled.name} has no {CUSTOM_OP} op, so it is not an edgetpu_compiler output "
+            f"(an uncompiled copy of {source.name}?); nothing was adopted.",
+            hint=f"Compile it: {EdgeTpuCompiler().command(str(source), str(source.parent))}",
+        )
+    for side, a_ids, b_ids in (("input", src.inputs, out.inputs), ("output", src.outputs, out.outputs)):
+        want = [_io_signature(src.tensors[i]) for i in a_ids]
+        got = [_io_signature(out.tensors[i]) for i in b_ids]
+        if want != got:
+            raise BundleError(
+                f"{compiled.name} has {side}(s) {got} but {source.name} has {want}: it was not compiled from this artifact.",
+                hint=f"Compile it again: {EdgeTpuCompiler().command(str(source), str(source.parent))}",
+            )
+    have = Counter(op.name for op in src.ops)
+    cpu = Counter(op.name for op in out.ops if op.name != f"CUSTOM:{CUSTOM_OP}")
+    extra = sorted(op for op in cpu if cpu[op] > have.get(op, 0))
+    if extra:
+        raise BundleError(f"{compiled.name} runs {', '.join(extra)} on the CPU more often than {source.name} has them: "
+                          "it was not compiled from this artifact.")  # fmt: skip
+    rows = []
+    for op in sorted(have):
+        if have[op] - cpu.get(op, 0):
+            rows.append({"op": op, "count": have[op] - cpu.get(op, 0), "status": MAPPED})
+        if cpu.get(op):
+            rows.append({"op": op, "count": cpu[op], "status": ON_CPU})
+    return {"rows": rows, "ops_on_tpu": sum(have.values()) - sum(cpu.values()), "ops_on_cpu": sum(cpu.values()),
+            "subgraphs": len(customs)}  # fmt: skip
+
+
+def _io_signature(t: Any) -> dict[str, Any]:
+    return {"shape": list(t.shape), "dtype": t.dtype, "scale": list(t.scale), "zero_point": list(t.zero_point)}
+
+
+def check_log(parsed: dict[str, Any], mapping: dict[str, Any]) -> list[str]:
+    """Where a compiler log contradicts the compiled file's own mapping (empty: they agree)."""
+    problems = []
+    for key in ("ops_on_tpu", "ops_on_cpu", "subgraphs"):
+        if key in parsed and parsed[key] != mapping[key]:
+            problems.append(f"{key.replace('_', ' ')}: log {parsed[key]}, file {mapping[key]}")
+
+    def mapped(rows: list[dict[str, Any]]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in rows:
+            if r["status"] == MAPPED:
+                out[r["op"]] = out.get(r["op"], 0) + r["count"]
+        return out
+
+    log_rows, file_rows = mapped(parsed["rows"]), mapped(mapping["rows"])
+    for op in sorted(set(log_rows) | set(file_rows)):
+        if log_rows.get(op, 0) != file_rows.get(op, 0):
+            problems.append(f"{op} on the Edge TPU: log {log_rows.get(op, 0)}, file {file_rows.get(op, 0)}")
+    return problems
 
 
 @dataclass
@@ -170,16 +247,24 @@ class EdgeTpuCompiler:
         parsed = parse_log(proc.stdout if _HEADER.search(proc.stdout) else proc.stdout + "\n" + side_text)
         if side_text:
             log_text += "\n--- " + side_log.name + " ---\n" + side_text
-        compare = compare_with_prediction(parsed, report)
+        try:
+            mapping = compiled_mapping(artifact, compiled)
+        except BundleError as e:
+            compiled.unlink(missing_ok=True)
+            return self._failed(f"edgetpu_compiler's output is not usable: {e.message}", manual, version, log_text)
+        # The mapping comes from the compiled file; the log only has to agree with it.
+        compare = compare_with_prediction(mapping, report)
         info = {
             "status": "compiled",
             "version": parsed["version"] or version,
             "file": compiled.name,
-            "ops_on_tpu": parsed["ops_on_tpu"],
-            "ops_on_cpu": parsed["ops_on_cpu"],
+            "ops_on_tpu": mapping["ops_on_tpu"],
+            "ops_on_cpu": mapping["ops_on_cpu"],
+            "subgraphs": mapping["subgraphs"],
             "agrees": compare["agrees"],
             "differences": compare["differences"],
             "log": f"reports/{LOG_REPORT}",
+            "log_matches_file": not check_log(parsed, mapping),
         }
         return AdapterResult(
             "ok",
@@ -258,7 +343,9 @@ def adopt_compiled(bundle_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     (what ``edgetpu_compiler -s -o BUNDLE BUNDLE/<stem>.tflite`` writes), the
     compiled file becomes an artifact with ``compiled_from``, hashed; the
     compiler's ``<stem>_edgetpu.log`` moves to ``reports/edgetpu_compiler.log``
-    and its op mapping is compared with the bundle's prediction. The manifest
+    The op mapping is read from the compiled file itself
+    (:func:`compiled_mapping`) and compared with the bundle's prediction; the log
+    must agree with the file. The manifest
     is rewritten atomically. Adopting again (after recompiling) replaces the entry.
 
     Args:
@@ -268,8 +355,9 @@ def adopt_compiled(bundle_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         One dict per adopted file: target, file, compiled_from, sha256, agrees, differences.
 
     Raises:
-        BundleError: no Edge TPU artifact, no compiled file beside it, or a
-            compiled file whose input/output shapes differ from its source.
+        BundleError: no Edge TPU artifact, no compiled file beside it, a file
+            without ``edgetpu-custom-op`` (an uncompiled copy), one whose inputs or
+            outputs differ from its source, or a log that contradicts the file.
         IntegrityError: the source artifact changed since the bundle was built.
 
     Example::
@@ -297,19 +385,14 @@ def adopt_compiled(bundle_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if not compiled.is_file():
             missing.append(f"{rel} (from {src.file})")
             continue
-        info: dict[str, Any] = {"status": "compiled", "file": rel}
-        info.update(_adopt_log(bundle.path, compiled.with_suffix(".log"), src.target))
+        mapping = compiled_mapping(bundle.path / src.file, compiled)  # refuses an uncompiled copy or other I/O
+        info: dict[str, Any] = {"status": "compiled", "file": rel, "ops_on_tpu": mapping["ops_on_tpu"],
+                                "ops_on_cpu": mapping["ops_on_cpu"], "subgraphs": mapping["subgraphs"]}  # fmt: skip
+        info.update(_adopt_log(bundle.path, compiled.with_suffix(".log"), src.target, mapping))
         entry = compiled_entry(
             bundle.path, rel, target=src.target, accelerator=src.accelerator, recipe=dict(src.recipe),
             info=info, compiled_from=src.file,
         )
-        for side in ("input", "output"):
-            want, got = list(getattr(src, side).get("shape", [])), getattr(entry, side)["shape"]
-            if want and got != want:
-                raise BundleError(
-                    f"{rel} has {side} shape {got} but {src.file} has {want}: it was not compiled from this bundle's artifact.",
-                    hint=f"Compile it again: {EdgeTpuCompiler().command(str(bundle.path / src.file), str(bundle.path))}",
-                )
         entry.sha256, entry.bytes = sha256_file(compiled), compiled.stat().st_size
         m.artifacts = [a for a in m.artifacts if a.file != rel]
         m.artifacts.insert(m.artifacts.index(src) + 1, entry)
@@ -331,23 +414,29 @@ def adopt_compiled(bundle_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return adopted
 
 
-def _adopt_log(root: Path, log: Path, target: str) -> dict[str, Any]:
-    """Parse the compiler's log, compare it with the bundle's prediction, and keep it under reports/."""
-    if not log.is_file():
-        return {"agrees": None, "note": f"no {log.name}: the op mapping was not compared with the prediction"}
-    text = log.read_text(errors="replace")
-    parsed = parse_log(text)
-    out: dict[str, Any] = {
-        "version": parsed["version"],
-        "ops_on_tpu": parsed["ops_on_tpu"],
-        "ops_on_cpu": parsed["ops_on_cpu"],
-        "log": f"reports/{LOG_REPORT}",
-    }
+def _adopt_log(root: Path, log: Path, target: str, mapping: dict[str, Any]) -> dict[str, Any]:
+    """Compare the compiled file's mapping with the bundle's prediction; check the compiler's log against the file and keep it.
+
+    Raises:
+        BundleError: the log contradicts the compiled file (it is not this file's log).
+    """
+    out: dict[str, Any] = {}
     prediction = _prediction(root / "reports" / f"compat_{target}.json")
     if prediction is None:
         out["agrees"] = None
     else:
-        out.update(compare_with_prediction(parsed, prediction))
+        out.update(compare_with_prediction(mapping, prediction))
+    if not log.is_file():
+        out["note"] = f"no {log.name}: the mapping was read from the compiled file alone"
+        return out
+    parsed = parse_log(log.read_text(errors="replace"))
+    problems = check_log(parsed, mapping)
+    if problems:
+        raise BundleError(
+            f"{log.name} does not describe the compiled file ({'; '.join(problems)}); nothing was adopted.",
+            hint="Keep the .log that edgetpu_compiler wrote with this file, or delete it (the mapping is read from the file).",
+        )
+    out.update({"version": parsed["version"], "log": f"reports/{LOG_REPORT}"})
     dest = root / "reports" / LOG_REPORT
     dest.parent.mkdir(exist_ok=True)
     os.replace(log, dest)

@@ -10,15 +10,40 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+#: Why an op is (or is not) on the accelerator: a value, not prose (the prose is ``reason``).
+PLACEMENT_CODES = (
+    "delegated",  # on the accelerator
+    "unsupported_op",  # the accelerator has no kernel for this op
+    "unsupported_params",  # it has one, but not for these options / operand counts / shapes
+    "tensor_type_or_shape",  # the delegate's own tensor checks refuse a tensor (GPU: rank >= 5, int32...)
+    "outside_partition",  # supported, but not in the partition(s) the delegate takes
+    "after_split",  # Edge TPU: supported, but after the op where the graph splits
+    "not_delegated",  # measured: the delegate did not take it (runs on the builtin kernel)
+    "unknown",  # the placement could not be determined; no figure is derived from it
+)
+
+
 @dataclass
 class OpPlacement:
-    """One op of the artifact's main graph."""
+    """One op of the artifact's main graph.
+
+    ``on_accelerator`` is None when the placement is unknown (``code = "unknown"``).
+    """
 
     index: int
     op: str
-    on_accelerator: bool
-    reason: str | None  # why it is not on the accelerator (None when it is)
+    on_accelerator: bool | None
+    reason: str | None  # why it is not on the accelerator, in words (None when it is)
     macs: int = 0
+    code: str = ""  # one of PLACEMENT_CODES; derived when not given
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            self.code = "delegated" if self.on_accelerator else ("unknown" if self.on_accelerator is None else "unsupported_op")
+        if self.code not in PLACEMENT_CODES:
+            raise ValueError(f"placement code {self.code!r} is not one of {', '.join(PLACEMENT_CODES)}")
+        if (self.code == "delegated") != (self.on_accelerator is True) or (self.code == "unknown") != (self.on_accelerator is None):
+            raise ValueError(f"placement code {self.code!r} contradicts on_accelerator={self.on_accelerator!r}")
 
 
 @dataclass
@@ -41,8 +66,13 @@ class CompatReport:
         return len(self.placements)
 
     @property
+    def known(self) -> bool:
+        """Whether every op's placement is known (else the fractions are None, not a guess)."""
+        return all(p.on_accelerator is not None for p in self.placements)
+
+    @property
     def ops_on(self) -> int:
-        return sum(p.on_accelerator for p in self.placements)
+        return sum(p.on_accelerator is True for p in self.placements)
 
     @property
     def macs_total(self) -> int:
@@ -50,20 +80,26 @@ class CompatReport:
 
     @property
     def macs_on(self) -> int:
-        return sum(p.macs for p in self.placements if p.on_accelerator)
+        return sum(p.macs for p in self.placements if p.on_accelerator is True)
 
     @property
-    def fraction_ops(self) -> float:
+    def fraction_ops(self) -> float | None:
+        if not self.known:
+            return None
         return self.ops_on / self.ops_total if self.ops_total else 0.0
 
     @property
-    def fraction_macs(self) -> float:
+    def fraction_macs(self) -> float | None:
+        if not self.known:
+            return None
         # A graph with no MAC-heavy op: the op fraction is the honest figure.
         return self.macs_on / self.macs_total if self.macs_total else self.fraction_ops
 
     @property
     def status(self) -> str:
-        """"full" (every op on the accelerator), "partial", or "none"."""
+        """"full" (every op on the accelerator), "partial", "none", or "unknown"."""
+        if not self.known:
+            return "unknown"
         if self.ops_total and self.ops_on == self.ops_total:
             return "full"
         return "partial" if self.ops_on else "none"
@@ -72,10 +108,10 @@ class CompatReport:
         """Ops not on the accelerator, grouped by (op, reason), in graph order."""
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         for p in self.placements:
-            if p.on_accelerator:
+            if p.on_accelerator is not False:  # on it, or unknown
                 continue
             key = (p.op, p.reason or "")
-            g = groups.setdefault(key, {"op": p.op, "reason": p.reason, "count": 0, "first_index": p.index})
+            g = groups.setdefault(key, {"op": p.op, "code": p.code, "reason": p.reason, "count": 0, "first_index": p.index})
             g["count"] += 1
         return list(groups.values())
 
@@ -88,9 +124,9 @@ class CompatReport:
             "status": self.status,
             "ops": self.ops_total,
             "ops_on_accelerator": self.ops_on,
-            "fraction_ops": round(self.fraction_ops, 4),
-            "fraction_macs": round(self.fraction_macs, 4),
-            "not_on_accelerator": sorted({p.op for p in self.placements if not p.on_accelerator}),
+            "fraction_ops": None if self.fraction_ops is None else round(self.fraction_ops, 4),
+            "fraction_macs": None if self.fraction_macs is None else round(self.fraction_macs, 4),
+            "not_on_accelerator": sorted({p.op for p in self.placements if p.on_accelerator is False}),
             "requirements_failed": [r["name"] for r in self.requirements if not r["ok"]],
         }
         if self.split is not None:
@@ -127,6 +163,9 @@ class CompatReport:
 
     def headline(self) -> str:
         """One line: how much runs on the accelerator."""
+        if not self.known:
+            unknown = sum(p.on_accelerator is None for p in self.placements)
+            return f"{self.target}: placement of {unknown}/{self.ops_total} ops on {self.accelerator} is unknown"
         return (
             f"{self.target}: {self.ops_on}/{self.ops_total} ops ({self.fraction_ops:.0%}) and "
             f"{self.fraction_macs:.0%} of MACs on {self.accelerator}"
@@ -140,11 +179,13 @@ class CompatReport:
             s = self.split
             lines.append(f"split: op #{s['index']} {s['op']} cannot map ({s['reason']}); it and every op after it run on the CPU.")
         bad = self.unsupported()
+        if not self.known:
+            lines.append(f"placement unknown for {sum(p.on_accelerator is None for p in self.placements)} op(s): no fraction is reported.")
         if bad:
             lines.append(f"not on {self.accelerator} (run by {self.fallback}):")
             for g in bad:
                 lines.append(f"  {g['op']} x{g['count']} (first #{g['first_index']}): {g['reason']}")
-        else:
+        elif self.known:
             lines.append(f"every op runs on {self.accelerator}.")
         if self.numeric is not None:
             n = self.numeric
@@ -165,8 +206,8 @@ class CompatReport:
         for note in self.notes:
             lines.append(f"note: {note}")
         lines.append("")
-        lines.append("ops (index, op, where, MACs, reason):")
+        lines.append("ops (index, op, where, MACs, code, reason):")
         for p in self.placements:
-            where = self.accelerator if p.on_accelerator else self.fallback
-            lines.append(f"  #{p.index:<4} {p.op:<26} {where:<16} {p.macs:>12,}  {p.reason or ''}".rstrip())
+            where = self.accelerator if p.on_accelerator else ("unknown" if p.on_accelerator is None else self.fallback)
+            lines.append(f"  #{p.index:<4} {p.op:<26} {where:<16} {p.macs:>12,}  {p.code:<20} {p.reason or ''}".rstrip())
         return "\n".join(lines) + "\n"

@@ -63,8 +63,10 @@ def check_xnnpack(model: str | Path, *, target: str = "cpu", graph: Graph | None
         details = interp._get_ops_details()  # noqa: SLF001 - the only view of the delegated graph
     except AttributeError:
         details = None
+    unknown = None
     if details is None or [d["op_name"] for d in details if d["op_name"] != "DELEGATE"] != [op.name for op in g.ops]:
-        notes.append(f"{backend.name} {backend.version} does not expose its delegated graph; placement unknown.")
+        unknown = f"{backend.name} {backend.version} does not expose its delegated graph"
+        notes.append(f"{unknown}; placement unknown, so no fraction is reported.")
         claimed: set[int] = set()
     else:
         claimed = _claimed_ops(details)
@@ -72,11 +74,13 @@ def check_xnnpack(model: str | Path, *, target: str = "cpu", graph: Graph | None
             notes.append("XNNPACK did not take any op (is it disabled in this LiteRT build?).")
     placements = []
     for op in g.ops:
-        if op.index in claimed:
+        if unknown is not None:  # unknown stays unknown: never a 0.0 stored as if measured
+            placements.append(OpPlacement(op.index, op.name, None, unknown, op.macs, code="unknown"))
+        elif op.index in claimed:
             placements.append(OpPlacement(op.index, op.name, True, None, op.macs))
         else:
             why = f"not delegated by XNNPACK ({_dtypes(g, op.inputs)} -> {_dtypes(g, op.outputs)}): runs on the builtin kernel"
-            placements.append(OpPlacement(op.index, op.name, False, why, op.macs))
+            placements.append(OpPlacement(op.index, op.name, False, why, op.macs, code="not_delegated"))
     return CompatReport(
         target=target,
         analysis="xnnpack",

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgekit.compress.progress import NullProgress
 from edgekit.data import Dataset, sample_stratified
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, first_line
 
 MAX_FALLBACK_LAYERS = 6  # conversions tried by the budget loop after the plain int8 one
 NEGLIGIBLE_ERROR = 0.05  # rmse/scale below this is rounding noise: keeping the layer float cannot help
@@ -93,7 +93,7 @@ def layer_errors(model: Any, representative: np.ndarray, *, progress: NullProgre
             from edgekit.interrupts import checkpoint
 
             checkpoint()  # a Ctrl-C that surfaced as OSError in the converter's cleanup stays an interrupt
-            raise EdgekitError(f"the int8 quantization debugger failed on model {model.name!r}: {_first_line(e)}.") from e
+            raise EdgekitError(f"the int8 quantization debugger failed on model {model.name!r}: {first_line(e)}.") from e
     rows = []
     for r in csv.DictReader(io.StringIO(buf.getvalue())):
         scale = float(r["scale"])
@@ -218,13 +218,13 @@ def fit_budget(
         first = attempt(main_model, [])
         task.advance(info=f"drop {first.drop:.2f} pts")
         if max_drop is None:
-            return BudgetResult(None, True, first, attempts, f"int8 top-1 {first.top1:.2%} ({first.drop:+.2f} points vs float); no budget set.")
+            return BudgetResult(None, True, first, attempts, f"int8 top-1 {first.top1:.2%} ({-first.drop:+.2f} points vs float); no budget set.")
         if first.drop <= max_drop:
-            return BudgetResult(max_drop, True, first, attempts, f"int8 loses {first.drop:.2f} top-1 points, within the budget of {max_drop:g}.")
+            return BudgetResult(max_drop, True, first, attempts, f"int8 {change_words(first.drop)}, within the budget of {max_drop:g}.")
         if not fallback_allowed:
             return BudgetResult(
                 max_drop, False, first, attempts,
-                f"budget not met: int8 loses {first.drop:.2f} top-1 points (budget {max_drop:g}) and the target cannot keep layers in float.",
+                f"budget not met: int8 {change_words(first.drop)} (budget {max_drop:g}) and the target cannot keep layers in float.",
             )  # fmt: skip
         if float_drop is not None and float_drop > max_drop:
             return BudgetResult(
@@ -240,7 +240,7 @@ def fit_budget(
             task.advance(info=f"{len(layers)} float: drop {a.drop:.2f} pts")
             if a.drop <= max_drop:
                 kept = f"keeping {', '.join(layers)} in float" if layers else "with post-training int8 instead of QAT"
-                return BudgetResult(max_drop, True, a, attempts, f"within budget {kept}: int8 loses {a.drop:.2f} top-1 points (budget {max_drop:g}).")
+                return BudgetResult(max_drop, True, a, attempts, f"within budget {kept}: int8 {change_words(a.drop)} (budget {max_drop:g}).")
     best = min(attempts, key=lambda a: (a.drop, len(a.float_layers)))
     tried = ", ".join(f"{len(a.float_layers)} float layer(s): {a.drop:.2f}" for a in attempts)
     return BudgetResult(
@@ -250,6 +250,13 @@ def fit_budget(
     )  # fmt: skip
 
 
-def _first_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return (lines[0] if lines else type(e).__name__)[:300]
+def change_words(drop: float) -> str:
+    """A top-1 drop in points (positive = a loss) in words: "loses 0.56 top-1 points", "gains 7.24 …", "loses no …".
+
+    Example:
+        >>> change_words(-7.24)
+        'gains 7.24 top-1 points'
+    """
+    if round(drop, 2) == 0:
+        return "loses no top-1 points"
+    return f"{'loses' if drop > 0 else 'gains'} {abs(drop):.2f} top-1 point{'' if round(abs(drop), 2) == 1 else 's'}"

@@ -555,7 +555,7 @@ class _Run:
             return None, models[main_key], []
 
     def _fit(self, profile: Any, refusing: list[str], convert: Any, score: Any, main_key: str, models: dict[str, Any], errors: list[Any]) -> tuple[Any, Any, list[str]]:
-        from edgekit.compress.calibrate import fallback_candidates, fit_budget
+        from edgekit.compress.calibrate import change_words, fallback_candidates, fit_budget
 
         result = fit_budget(
             convert=convert,
@@ -575,7 +575,7 @@ class _Run:
             self.notes.append(
                 f"the budget loop kept {', '.join(chosen.float_layers)} in float for {profile.name}, but target(s) "
                 f"{', '.join(refusing)} cannot keep layers in float, so the bundle is built without float layers "
-                f"(int8 loses {best.drop:.2f} top-1 points)."
+                f"(int8 {change_words(best.drop)})."
             )
             result.chosen, result.met = best, best.drop <= (self.rcp.max_accuracy_drop or 0.0)
             result.message += " Not applied: " + self.notes[-1]

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgekit.compress.finetune import Teacher, copy_model, fine_tune
 from edgekit.compress.progress import NullProgress
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, first_line
 
 
 class QATUnavailable(EdgekitError):
@@ -75,7 +75,7 @@ def quantize_aware(
         audit = audit_model(work)
     except Exception as e:  # noqa: BLE001 - clone_model refuses subclassed models with ValueError
         raise QATUnavailable(
-            f"quantization-aware training is not possible for model {model.name!r}: {_first_line(e)}",
+            f"quantization-aware training is not possible for model {model.name!r}: {first_line(e)}",
             hint="The model is converted with post-training int8 calibration instead.",
         ) from e
     quantizable = {a.name for a in audit if a.quantizable}
@@ -102,7 +102,7 @@ def quantize_aware(
             qmodel = mot.quantization.keras.quantize_apply(annotated, scheme) if scheme else mot.quantization.keras.quantize_apply(annotated)
     except Exception as e:  # noqa: BLE001 - tfmot raises ValueError/TypeError/RuntimeError for unsupported graphs
         raise QATUnavailable(
-            f"quantization-aware training is not possible for model {model.name!r}: {_first_line(e)}",
+            f"quantization-aware training is not possible for model {model.name!r}: {first_line(e)}",
             hint="The model is converted with post-training int8 calibration instead.",
         ) from e
     stats = fine_tune(
@@ -140,8 +140,3 @@ def _zero_fraction(model: Any) -> float:
                 zeros += int(np.count_nonzero(a == 0))
                 total += a.size
     return zeros / total if total else 0.0
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return (lines[0] if lines else type(e).__name__)[:300]

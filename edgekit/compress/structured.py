@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import ConfigError, UnsupportedModelError
+from edgekit.errors import ConfigError, UnsupportedModelError, first_line
 from edgekit.intake import registry as _reg
 
 # The layer roles come from the one layer registry (edgekit/intake/registry.py).
@@ -124,7 +124,7 @@ def prune_channels(model: Any, ratio: float, *, norm: str = "l1") -> tuple[Any, 
         small = keras.Model.from_config(config)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for an inconsistent config
         raise UnsupportedModelError(
-            f"the channel-pruned model could not be rebuilt ({str(e).splitlines()[0][:200]}).",
+            f"the channel-pruned model could not be rebuilt ({first_line(e, limit=200)}).",
             hint="Please report this architecture; use --sparsity instead meanwhile.",
         ) from e
     for layer in small.layers:
