@@ -133,3 +133,48 @@ def test_cli_refuses_an_unknown_strategy_in_one_line(tmp_path, tf_keras_h5_path)
     assert result.exit_code != 0
     assert "strategy 'horovod' is not known" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "b").exists()
+
+
+_MULTIWORKER = textwrap.dedent(
+    """
+    import json, os, socket
+    with socket.socket() as s:  # a free port for this one-worker cluster
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}})
+    import numpy as np
+    from edgekit.compress.distribute import resolve_strategy
+
+    training = resolve_strategy("multiworker")  # first thing, before any TensorFlow op
+    from edgekit._tf import tf_keras
+    from edgekit.compress.finetune import copy_model, fine_tune
+    from edgekit.data import load_digits, sample_stratified
+
+    keras = tf_keras()
+    train = sample_stratified(load_digits(), 128, seed=0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    ft = dict(epochs=1, learning_rate=1e-3, output_kind="probabilities", seed=0, batch_size=training.global_batch(32))
+    with training.scope():
+        multi = copy_model(model)
+        fine_tune(multi, train, **ft)
+    single = copy_model(model)
+    fine_tune(single, train, **ft)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(multi.get_weights(), single.get_weights()))
+    print("RESULT " + json.dumps({**training.to_dict(), "variable": type(multi.weights[0]).__name__, "max_weight_diff": diff}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_multiworker_strategy_from_tf_config_trains_like_one_device(tmp_path):
+    script = tmp_path / "multiworker.py"
+    script.write_text(_MULTIWORKER, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert proc.returncode == 0 and line, proc.stderr[-3000:]
+    res = json.loads(line[len("RESULT "):])
+    assert res["strategy"] == "multiworker" and res["replicas"] == 1
+    assert res["variable"] != "ResourceVariable"  # a distributed variable, made by the strategy
+    assert res["max_weight_diff"] < 1e-5
