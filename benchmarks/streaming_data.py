@@ -11,7 +11,12 @@ Not a test: run it by hand and report the figures with the CPU model::
 
     python benchmarks/streaming_data.py make /tmp/ek-2k 2000
     python benchmarks/streaming_data.py model /tmp/ek-mnv2
-    python benchmarks/streaming_data.py run /tmp/ek-mnv2/mobilenetv2_050.h5 /tmp/ek-2k /tmp/ek-20k --json out.json
+    python benchmarks/streaming_data.py run /tmp/ek-mnv2/mobilenetv2_050.h5 /tmp/ek-2k --json out.jsonl
+    python benchmarks/streaming_data.py stream /tmp/ek-20k --json out.jsonl
+
+``stream`` isolates the data path (no model): it lists and checks the folder,
+splits it, and feeds one epoch of the fine-tuning ``tf.data`` stream plus one
+pass over the held-out split, in a child process, reporting the same figures.
 """
 from __future__ import annotations
 
@@ -108,13 +113,58 @@ def run_one(model: Path, data: Path, out: Path, recipe: Path, extra: list[str]) 
     wall = time.perf_counter() - t
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     images = sum(1 for _ in data.rglob("*.jpg"))
-    row: dict[str, object] = {"images": images, "rc": proc.returncode, "wall_s": round(wall, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}
+    row: dict[str, object] = {"mode": "compress", "images": images, "rc": proc.returncode, "wall_s": round(wall, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}
     if peak_kib <= before:
         row["note"] = "peak RSS not above an earlier child's; run each size in its own invocation"
     if proc.returncode == 0:
         res = json.loads(proc.stdout)
         row["timings"] = res["timings"]
         row["data"] = res["reports"]["data"]
+    else:
+        row["stderr"] = proc.stderr[-2000:]
+    return row
+
+
+_STREAM_CHILD = """
+import json, sys, time
+from edgekit._tf import tf
+from edgekit.compress.finetune import training_data, steps_per_epoch
+from edgekit.data import load_dataset, split_dataset
+from edgekit.preprocess import PreprocessSpec
+import numpy as np
+
+t0 = time.perf_counter()
+spec = PreprocessSpec.from_preset("symmetric", (224, 224), channels=3)
+ds = load_dataset(sys.argv[1], spec)
+train, held = split_dataset(ds, holdout=0.2, seed=0)
+t1 = time.perf_counter()
+stream = training_data(train, train.y, 32, seed=0)
+n = 0
+for images, labels in stream.take(steps_per_epoch(len(train), 32)):
+    n += int(images.shape[0])
+t2 = time.perf_counter()
+m = 0
+for batch in held.batches(64):
+    m += len(batch)
+t3 = time.perf_counter()
+print(json.dumps({"listed_s": round(t1 - t0, 1), "train_epoch_s": round(t2 - t1, 1), "held_out_pass_s": round(t3 - t2, 1),
+                  "train_images": n, "held_out_images": m}))
+"""
+
+
+def stream_one(data: Path) -> dict[str, object]:
+    """The data path alone (list + check, one fine-tuning epoch's stream, one held-out pass) in a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _STREAM_CHILD, str(data)], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    row: dict[str, object] = {"mode": "stream", "images": sum(1 for _ in data.rglob("*.jpg")), "rc": proc.returncode,
+                              "wall_s": round(wall, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}  # fmt: skip
+    if peak_kib <= before:
+        row["note"] = "peak RSS not above an earlier child's; run each size in its own invocation"
+    if proc.returncode == 0:
+        row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     else:
         row["stderr"] = proc.stderr[-2000:]
     return row
@@ -134,7 +184,18 @@ def main() -> None:
     r.add_argument("--out", default=None)
     r.add_argument("--json", default=None, help="append the result row to this JSON-lines file")
     r.add_argument("extra", nargs="*", help="more compress flags, after --")
+    st = sub.add_parser("stream", help="the data path alone on one folder (no model)")
+    st.add_argument("data")
+    st.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.cmd == "stream":
+        row = stream_one(Path(a.data))
+        row["cpu"] = _cpu()
+        print(json.dumps(row, indent=2))
+        if a.json:
+            with open(a.json, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        return
     if a.cmd == "make":
         print(json.dumps(make_folder(a.dest, a.n)))
     elif a.cmd == "model":

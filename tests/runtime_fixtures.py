@@ -56,7 +56,7 @@ def _train_and_convert(dest: Path) -> None:
         labels=train.class_names,
         representative=train.x[:200],
         targets=["cpu", "gpu", "edgetpu"],
-        eval_data=(held_out.x, held_out.y),
+        eval_data=(held_out, held_out.y),  # streamed, as compress scores it
         progress=False,
     )
     assert not result.failures, result.failures

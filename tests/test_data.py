@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 import warnings
 
 import cv2
@@ -395,3 +396,76 @@ def test_no_warnings_on_clean_data(digits, photo_folder):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_dataset(photo_folder, SPEC)
+
+
+# ------------------------------------------------------------------ streaming
+
+def test_folder_streams_batches_identical_to_the_device_preprocessing(photo_folder):
+    """Each streamed sample is bit for bit what the device computes from that file."""
+    ds = load_dataset(photo_folder, SPEC)
+    device = np.stack([SPEC.apply(read_image(p), input_order="bgr") for p in ds.paths])
+    streamed = np.concatenate(list(ds.batches(4)))
+    assert streamed.dtype == np.float32 and np.array_equal(streamed, device)
+    assert np.array_equal(np.stack(list(ds)), device)  # sample by sample, as the interpreter reads it
+    assert np.array_equal(ds[:3], device[:3]) and np.array_equal(ds[7], device[7])
+    order = np.array([14, 0, 7, 3])
+    assert np.array_equal(np.concatenate(list(ds.batches(3, order))), device[order])
+    train, held = split_dataset(ds, holdout=0.4, seed=1)
+    assert np.array_equal(held.read(), device[[ds.paths.index(p) for p in held.paths]])
+    assert ds.shape == (15, 24, 24, 3) and held.reader is ds.reader  # a subset is an index list
+    with pytest.raises(TypeError, match="streams its images"):
+        np.asarray(ds)
+
+
+def test_loading_a_folder_keeps_no_pixels_and_a_file_spoilt_later_is_named(tmp_path):
+    root = tmp_path / "set"
+    for name, load in PHOTOS.items():
+        (root / name).mkdir(parents=True)
+        for i, crop in enumerate(_crops(load(), 3)):
+            _write(root / name / f"{i}.jpg", crop)
+    ds = load_dataset(root, SPEC)
+    assert len(ds) == 9 and not any(isinstance(v, np.ndarray) and v.ndim == 4 for v in vars(ds).values())
+    (root / "coffee" / "1.jpg").write_bytes(b"overwritten after listing")
+    with pytest.raises(DataError, match=r"coffee/1\.jpg can no longer be read"):
+        ds.read()
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
+def test_npz_images_are_memory_mapped_not_read(tmp_path, save):
+    import gc
+
+    x = np.stack(_crops(skdata.astronaut(), 4))
+    save(tmp_path / "d.npz", x=x, y=np.array([0, 1, 0, 1]))
+    ds = load_dataset(tmp_path / "d.npz", SPEC)
+    mapped = ds.reader.array
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(np.asarray(mapped), x)
+    np.testing.assert_array_equal(ds.x, SPEC.apply_batch(x, input_order="rgb"))
+    if save is np.savez:  # mapped in place, inside the archive
+        assert Path(mapped.filename) == (tmp_path / "d.npz").resolve()
+    else:  # deflate has no random access: inflated once to a temporary .npy, deleted with the data set
+        tmp = Path(mapped.filename)
+        assert tmp.suffix == ".npy" and tmp.exists()
+        del ds, mapped
+        gc.collect()
+        assert not tmp.exists()
+
+
+def test_streaming_memory_stays_at_a_few_batches(tmp_path):
+    """Peak traced allocations while reading a 28 MB .npz stay near three batches, not the data set."""
+    import tracemalloc
+
+    n = 4000
+    x = np.random.default_rng(0).random((n, 24, 24, 3), dtype=np.float32)
+    np.savez(tmp_path / "big.npz", x=x, y=np.arange(n) % 4)
+    del x
+    ds = load_dataset(tmp_path / "big.npz", SPEC)
+    batch = 64 * ds.sample_bytes
+    tracemalloc.start()
+    total = 0.0
+    for b in ds.batches(64):
+        total += float(b[:, 0, 0, 0].sum())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert n * ds.sample_bytes > 25 * batch
+    assert peak < 4 * batch, f"peak {peak:,} bytes for batches of {batch:,}"

@@ -85,19 +85,22 @@ def resolve_strategy(name: str = "auto") -> Training:
 
     tfm = tf()
     workers = _tf_config_workers()
-    gpus = [d.name for d in tfm.config.list_logical_devices("GPU")]
+    # Physical devices only: listing logical ones starts TensorFlow's runtime,
+    # after which a multi-worker strategy can no longer be created.
+    n_gpus = len(tfm.config.list_physical_devices("GPU"))
     if name == "auto":
         if workers > 1:
             name, why = "multiworker", f"TF_CONFIG names {workers} workers"
-        elif len(gpus) > 1:
-            name, why = "mirrored", f"{len(gpus)} GPUs are visible"
+        elif n_gpus > 1:
+            name, why = "mirrored", f"{n_gpus} GPUs are visible"
         else:
-            return Training("none", 1, gpus[:1] or ["CPU:0"], f"{len(gpus) or 'no'} GPU visible and no multi-worker TF_CONFIG")
+            name, why = "none", f"{n_gpus or 'no'} GPU visible and no multi-worker TF_CONFIG"
     else:
         why = "asked for"
     if name == "none":
-        return Training("none", 1, gpus[:1] or ["CPU:0"], why)
+        return Training("none", 1, ["GPU:0" if n_gpus else "CPU:0"], why)
     if name == "mirrored":
+        gpus = [d.name for d in tfm.config.list_logical_devices("GPU")]
         devices = gpus or [d.name for d in tfm.config.list_logical_devices("CPU")]
         with quiet_native_logs():
             strategy = tfm.distribute.MirroredStrategy(devices=devices)
@@ -115,7 +118,7 @@ def resolve_strategy(name: str = "auto") -> Training:
             f"cannot start MultiWorkerMirroredStrategy from TF_CONFIG: {str(e).splitlines()[0][:200]}",
             hint="It must be created before TensorFlow runs anything: call compress() (or resolve_strategy) first in a fresh process.",
         ) from e
-    local = gpus or ["CPU:0"]
+    local = [d.name for d in tfm.config.list_logical_devices("GPU")] or ["CPU:0"]
     return Training("multiworker", int(strategy.num_replicas_in_sync), local, why, strategy)
 
 
