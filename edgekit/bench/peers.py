@@ -133,9 +133,18 @@ def _build_onnxruntime_int8(model: Any, workdir: Path, backend: LoadedBackend, t
             x = next(self._samples, None)
             return None if x is None else {name: np.ascontiguousarray(x[None], dtype=np.float32)}
 
+    # ONNX Runtime's documented first step (shape inference + graph
+    # optimisation), so the peer is what its own guide produces.
+    prepared = workdir / "peer_onnxruntime_prepared.onnx"
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(source), str(prepared))
+    except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the export as it is
+        prepared = source
     path = workdir / "peer_onnxruntime_int8.onnx"
     quantize_static(
-        str(source), str(path), _Reader(),
+        str(prepared), str(path), _Reader(),
         quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
     )
