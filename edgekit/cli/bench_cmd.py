@@ -53,7 +53,7 @@ def bench(
 
     Per artifact: init time, first inference, warm latency (min, mean, std,
     p50, p90, p99, max), FPS, the process's peak RSS and what each artifact
-    added to it, and size, with the environment. ``--profile mlperf`` follows
+    added to it, and size, with the environment. --profile mlperf follows
     MLPerf's single-stream rules and reports p90 as the result.
     Exit codes with --baseline: 0 pass, 1 regressed, 3 spread too wide to judge.
     """
