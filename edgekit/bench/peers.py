@@ -135,20 +135,23 @@ def _build_onnxruntime_int8(model: Any, workdir: Path, backend: LoadedBackend, t
 
     # ONNX Runtime's documented first step (shape inference + graph
     # optimisation), so the peer is what its own guide produces.
+    # The input shape is static, so ONNX's own shape inference is enough
+    # (the symbolic one needs sympy, which ONNX Runtime does not install).
     prepared = workdir / "peer_onnxruntime_prepared.onnx"
+    steps = "quant_pre_process + "
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        quant_pre_process(str(source), str(prepared))
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the export as it is
-        prepared = source
+        prepared, steps = source, ""
     path = workdir / "peer_onnxruntime_int8.onnx"
     quantize_static(
         str(prepared), str(path), _Reader(),
         quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
     )
-    via = f"ONNX Runtime CPU, {threads} threads, QDQ int8 ({len(calibration)} calibration images)"
+    via = f"ONNX Runtime CPU, {threads} threads, {steps}QDQ int8 ({len(calibration)} calibration images)"
     return path, lambda: OnnxEngine(path, threads, shape), f"onnxruntime {onnxruntime.__version__}", via
 
 
