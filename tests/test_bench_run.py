@@ -142,8 +142,12 @@ def test_human_table_names_every_artifact(bench_bundle):
     bundle, _ = bench_bundle
     result = _invoke(bundle, *FAST)
     assert result.exit_code == 0, result.output
-    for name in ("cpu:fp32", "cpu:int8", "gpu:fp16", "p90", "MLPerf"):
+    for name in ("cpu:fp32", "cpu:int8", "gpu:fp16", "p90", "process peak RSS"):
         assert name in result.output
+    # 5 runs are no MLPerf run: the default profile does not use MLPerf's name.
+    assert "MLPerf" not in result.output
+    # What the memory column measures is said in words (TensorFlow is loaded in this test process).
+    assert "whole bench process's (TensorFlow was loaded in it" in " ".join(result.output.split())
     # No GPU on this machine: the fp16 artifact is measured on the CPU, and says so.
     assert "measured this artifact on the CPU" in result.output
 
@@ -151,8 +155,10 @@ def test_human_table_names_every_artifact(bench_bundle):
 def test_compare_with_peers_plot_and_html(bench_bundle, tmp_path):
     bundle, model_path = bench_bundle
     png, page, out = tmp_path / "lat.png", tmp_path / "report.html", tmp_path / "r.json"
+    from edgekit.resources import digits_dir
+
     doc = _json(
-        _invoke(bundle, "--compare", "--model", model_path, *FAST, "--repeats", "2",
+        _invoke(bundle, "--compare", "--model", model_path, "--calibration", digits_dir(), *FAST, "--repeats", "2",
                 "--plot", png, "--html", page, "--output", out, "--json")
     )
     c = doc["comparison"]
@@ -169,13 +175,22 @@ def test_compare_with_peers_plot_and_html(bench_bundle, tmp_path):
     gpu = next(r for r in doc["results"] if r["name"] == "gpu:fp16")
     assert gpu["requested"] == "gpu" and gpu["accelerator"] == "cpu" and "CPU" in gpu["fallback"]
     peers = {r["name"]: r for r in doc["results"] if r["kind"] == "peer"}
-    assert set(peers) == {"peer:tflite-default", "peer:onnxruntime"}
+    assert set(peers) == {"peer:tflite-default", "peer:onnxruntime", "peer:onnxruntime-int8"}
     for r in peers.values():
         if r["status"] == "skipped":
             assert "not installed" in r["reason"]
         else:
             assert r["latency_ms"]["n"] >= 5 and r["bytes"] > 0
     assert peers["peer:tflite-default"]["status"] == "ok"
+    # ONNX Runtime's static int8 (QDQ) calibrated on the digits: a real int8 model, much smaller than fp32.
+    ort8 = peers["peer:onnxruntime-int8"]
+    if ort8["status"] == "ok":
+        assert "QDQ int8" in ort8["via"] and ort8["bytes"] < peers["peer:onnxruntime"]["bytes"] * 0.75
+    # The recommended CPU artifact against every measured peer, as a ratio, in words.
+    rec = c["recommended"]["cpu"]
+    for name, r in peers.items():
+        if r["status"] == "ok":
+            assert any(n.startswith(f"cpu: recommended {rec} is ") and f" {name}: p50 " in n for n in c["notes"]), c["notes"]
     assert all(len(r["repeats"]) == 2 for r in doc["results"] if r["status"] == "ok")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = page.read_text()
@@ -188,6 +203,25 @@ def test_compare_without_model_says_what_peers_need(bench_bundle):
     doc = _json(_invoke(bundle, "--compare", "--target", "cpu", *FAST, "--json"))
     peers = [r for r in doc["results"] if r["kind"] == "peer"]
     assert peers and all(r["status"] == "skipped" and "--model" in r["reason"] for r in peers)
+
+
+def test_int8_peer_without_calibration_says_what_it_needs(bench_bundle):
+    bundle, model_path = bench_bundle
+    doc = _json(_invoke(bundle, "--compare", "--model", model_path, "--target", "cpu", *FAST, "--json"))
+    ort8 = next(r for r in doc["results"] if r["name"] == "peer:onnxruntime-int8")
+    assert ort8["status"] == "skipped" and "--calibration" in ort8["reason"]
+
+
+def test_mlperf_profile_refuses_short_runs_and_saved_results(bench_bundle, tmp_path):
+    bundle, _ = bench_bundle
+    result = _invoke(bundle, "--profile", "mlperf", "--runs", "100")
+    assert result.exit_code != 0 and "--profile mlperf needs >= 1024 runs and >= 60 s" in " ".join(result.output.split())
+    result = _invoke(bundle, "--profile", "fast")
+    assert result.exit_code != 0 and "unknown bench profile 'fast'; expected one of: default, mlperf" in result.output
+    saved = tmp_path / "r.json"
+    assert _invoke(bundle, "--target", "cpu", *FAST, "--output", saved).exit_code == 0
+    result = _invoke(saved, "--profile", "mlperf")
+    assert result.exit_code != 0 and "--profile" in result.output
 
 
 def test_end_to_end_over_a_folder_of_images(bench_bundle, tmp_path):

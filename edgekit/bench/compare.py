@@ -142,6 +142,24 @@ def compare_rows(
         if measured_on and measured_on != by_name[best["name"]].get("requested"):
             notes.append(f"{target}: chosen from timings on the {measured_on}, not the {by_name[best['name']].get('requested')} it was built for")
 
+    # The recommended CPU artifact against each measured peer, as a plain
+    # ratio: where a peer (e.g. ONNX Runtime int8) is faster, this says so.
+    for target, name in recommended.items():
+        mine = by_name[name]
+        if mine.get("requested") != "cpu":
+            continue
+        for peer in rows:
+            if peer["kind"] != "peer" or peer["status"] != "ok" or not peer.get("latency_ms"):
+                continue
+            ratio = _ratio(peer["latency_ms"]["p50"], mine["latency_ms"]["p50"])
+            if ratio is None:
+                continue
+            verdict = "faster than" if ratio > 1 else "slower than" if ratio < 1 else "as fast as"
+            notes.append(
+                f"{target}: recommended {name} is {verdict} {peer['name']}: p50 {mine['latency_ms']['p50']:.3f} ms vs "
+                f"{peer['latency_ms']['p50']:.3f} ms, {ratio:.2f}× its speed"
+            )
+
     files = {r.get("file") for r in rows if r.get("file")}
     names = {r.get("variant") for r in rows if r["kind"] == "artifact"}
     hashes = artifact_hashes or set()

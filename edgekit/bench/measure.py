@@ -40,6 +40,31 @@ MAX_SAMPLES_KEPT = 2_000  # per row in the JSON (an even sub-sample, for plots);
 
 
 @dataclass(frozen=True)
+class BenchProfile:
+    """A named set of run lengths and the latency statistic that is its headline."""
+
+    name: str
+    runs: int  # minimum measured frames (queries) per repeat
+    min_seconds: float
+    max_seconds: float
+    headline: str  # "p50" | "p90"
+    about: str
+    binding: bool = False  # True: runs and min_seconds are rules a run may not go below
+
+
+# benchmark_model's defaults, and MLPerf Mobile's single-stream rules (a run
+# is at least 1024 queries and at least 60 s; the 90th percentile latency is
+# the result). Adding a profile is one row here.
+PROFILES: dict[str, BenchProfile] = {
+    "default": BenchProfile("default", DEFAULT_RUNS, DEFAULT_MIN_SECONDS, DEFAULT_MAX_SECONDS, "p50",
+                            "TFLite benchmark_model's defaults: >= 50 frames and >= 1 s per repeat"),
+    "mlperf": BenchProfile("mlperf", 1024, 60.0, 3600.0, "p90",
+                           "MLPerf single-stream rules: >= 1024 queries and >= 60 s per repeat; p90 latency is the result",
+                           binding=True),
+}
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """How long and how often to measure; validated on construction.
 
@@ -57,6 +82,7 @@ class BenchConfig:
     threads: int | None = None  # None: the runtime's default (the device profile's, else all usable cores)
     frame_size: tuple[int, int] | None = None  # (width, height) of the synthetic frame; None: the model input
     seed: int = 0
+    profile: str = "default"  # a PROFILES name: which rules the run lengths follow, and the headline statistic
 
     def __post_init__(self) -> None:
         def whole(name: str, value: Any, low: int) -> None:
@@ -79,6 +105,15 @@ class BenchConfig:
                 f"--min-seconds ({self.min_seconds}) is more than --max-seconds ({self.max_seconds}); "
                 "expected min <= max.",
             )
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown bench profile {self.profile!r}; expected one of: {', '.join(PROFILES)}.")
+        rules = PROFILES[self.profile]
+        if rules.binding and (self.runs < rules.runs or self.min_seconds < rules.min_seconds):
+            raise ConfigError(
+                f"--profile {self.profile} needs >= {rules.runs} runs and >= {rules.min_seconds:g} s per repeat; "
+                f"received --runs {self.runs} and --min-seconds {self.min_seconds:g}.",
+                hint=f"Drop --runs/--min-seconds (the profile sets them) or raise them; without --profile {self.profile} any length goes.",
+            )
         if self.threads is not None:
             whole("threads", self.threads, 1)
         if self.frame_size is not None:
@@ -86,6 +121,23 @@ class BenchConfig:
             if not isinstance(fs, (tuple, list)) or len(fs) != 2 or not all(isinstance(v, int) and v > 0 for v in fs):
                 raise ConfigError(f"--frame-size must be WIDTHxHEIGHT with positive integers; received {fs!r}.")
             object.__setattr__(self, "frame_size", (int(fs[0]), int(fs[1])))
+
+    @classmethod
+    def for_profile(cls, profile: str = "default", **given: Any) -> "BenchConfig":
+        """A config with ``profile``'s run lengths, then ``given`` (None values ignored) on top.
+
+        Raises:
+            ConfigError: unknown profile, or ``given`` run lengths below the profile's rules.
+
+        Example::
+
+            BenchConfig.for_profile("mlperf", repeats=3)   # >= 1024 queries, >= 60 s, 3 repeats
+        """
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown bench profile {profile!r}; expected one of: {', '.join(PROFILES)}.")
+        rules = PROFILES[profile]
+        base = {"runs": rules.runs, "min_seconds": rules.min_seconds, "max_seconds": rules.max_seconds}
+        return cls(**{**base, **{k: v for k, v in given.items() if v is not None}, "profile": profile})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

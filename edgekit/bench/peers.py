@@ -5,16 +5,22 @@
   interpreter backend as the bundle.
 - ``onnxruntime``: the source model exported with tf2onnx and run by ONNX
   Runtime's CPU execution provider with the same thread count.
+- ``onnxruntime-int8``: that ONNX model statically quantized by ONNX Runtime
+  (``quantize_static``: QDQ format, per-channel int8 weights, int8
+  activations, MinMax calibration on ``--calibration`` images, preprocessed
+  with the bundle's spec), run the same way: what a user who knows ONNX
+  Runtime would ship instead of edgekit's int8 artifact.
 
-Both need the *source model* (``--model``) and the build side (TensorFlow);
+All need the *source model* (``--model``) and the build side (TensorFlow);
 ONNX also needs ``tf2onnx`` and ``onnxruntime``. A peer that cannot be built
 here becomes a skipped row that says what to install; it never fails the
 bench. Peers run through the same per-frame path as the artifacts (the
 bundle's preprocessing, quantize, invoke, postprocess), so only the engine
 differs.
 
-To add a peer, write a ``_build_<name>(model, workdir, ...)`` that returns an
-engine (``input``, ``output``, ``invoke``, ``close``) and register it in
+To add a peer, write a ``_build_<name>(model, workdir, backend, threads,
+shape, calibration)`` that returns (file, engine opener, runner, via), the
+engine having ``input``, ``output``, ``invoke``, ``close``, and register it in
 ``_BUILDERS``.
 """
 from __future__ import annotations
@@ -68,7 +74,7 @@ class OnnxEngine:
         self._session = None
 
 
-def _build_tflite_default(model: Any, workdir: Path, backend: LoadedBackend, threads: int, shape: tuple[int, ...]):
+def _build_tflite_default(model: Any, workdir: Path, backend: LoadedBackend, threads: int, shape: tuple[int, ...], calibration: Any):
     from edgekit._tf import quiet_native_logs, tf
 
     with quiet_native_logs():
@@ -84,10 +90,14 @@ def _build_tflite_default(model: Any, workdir: Path, backend: LoadedBackend, thr
     return path, open_engine, f"{backend.name} {backend.version}", f"CPU, {threads} threads"
 
 
-def _build_onnxruntime(model: Any, workdir: Path, backend: LoadedBackend, threads: int, shape: tuple[int, ...]):
+def _export_onnx(model: Any, workdir: Path, shape: tuple[int, ...]) -> Path:
+    """The source model as float ONNX (exported once per bench; the int8 peer quantizes this file)."""
     missing = _missing("tf2onnx", "onnxruntime")
     if missing:
         raise _NotAvailable(f"not installed: {', '.join(missing)} (pip install tf2onnx onnxruntime)")
+    path = workdir / "peer_onnxruntime.onnx"
+    if path.is_file():
+        return path
     from edgekit._tf import quiet_native_logs, tf
 
     import tf2onnx
@@ -95,23 +105,69 @@ def _build_onnxruntime(model: Any, workdir: Path, backend: LoadedBackend, thread
     spec = (tf().TensorSpec(shape, tf().float32, name="input"),)
     with quiet_native_logs():
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
-    path = workdir / "peer_onnxruntime.onnx"
     path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def _build_onnxruntime(model: Any, workdir: Path, backend: LoadedBackend, threads: int, shape: tuple[int, ...], calibration: Any):
+    path = _export_onnx(model, workdir, shape)
     import onnxruntime
 
     return path, lambda: OnnxEngine(path, threads, shape), f"onnxruntime {onnxruntime.__version__}", f"ONNX Runtime CPU, {threads} threads"
+
+
+def _build_onnxruntime_int8(model: Any, workdir: Path, backend: LoadedBackend, threads: int, shape: tuple[int, ...], calibration: Any):
+    if calibration is None:
+        raise _NotAvailable("needs calibration images: pass --calibration DIR (the images compress calibrated on)")
+    source = _export_onnx(model, workdir, shape)
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    name = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._samples = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self._samples, None)
+            return None if x is None else {name: np.ascontiguousarray(x[None], dtype=np.float32)}
+
+    # ONNX Runtime's documented first step (shape inference + graph
+    # optimisation), so the peer is what its own guide produces.
+    # The input shape is static, so ONNX's own shape inference is enough
+    # (the symbolic one needs sympy, which ONNX Runtime does not install).
+    prepared = workdir / "peer_onnxruntime_prepared.onnx"
+    steps = "quant_pre_process + "
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the export as it is
+        prepared, steps = source, ""
+    path = workdir / "peer_onnxruntime_int8.onnx"
+    quantize_static(
+        str(prepared), str(path), _Reader(),
+        quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+    )
+    via = f"ONNX Runtime CPU, {threads} threads, {steps}QDQ int8 ({len(calibration)} calibration images)"
+    return path, lambda: OnnxEngine(path, threads, shape), f"onnxruntime {onnxruntime.__version__}", via
 
 
 class _NotAvailable(Exception):
     """This peer cannot be built here; str(e) says why and what to install."""
 
 
-# The registry, in display order: name -> builder(model, workdir, backend, threads, input_shape)
-# returning (file, engine opener, what runs it, via).
+# The registry, in display order: name -> builder(model, workdir, backend, threads, input_shape,
+# calibration) returning (file, engine opener, what runs it, via).
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "tflite-default": _build_tflite_default,
     "onnxruntime": _build_onnxruntime,
+    "onnxruntime-int8": _build_onnxruntime_int8,
 }
+# Calibration images used for the int8 peer (a few hundred is what static calibration needs).
+MAX_CALIBRATION = 200
 PEERS: tuple[str, ...] = tuple(_BUILDERS)
 
 
@@ -129,6 +185,7 @@ def peer_subjects(
     *,
     threads: int,
     workdir: str | os.PathLike[str],
+    calibration: str | os.PathLike[str] | None = None,
 ) -> list[Subject]:
     """Convert the source model for each peer and return one Subject per peer (skipped ones say why).
 
@@ -138,9 +195,11 @@ def peer_subjects(
         backend: the interpreter backend the artifacts use.
         threads: the thread count the artifacts use.
         workdir: where the converted peer models are written (a temp dir).
+        calibration: images (folder or ``.npz``) for the int8 peer, read with
+            the bundle's preprocessing (the first :data:`MAX_CALIBRATION`).
 
     Raises:
-        EdgekitError: the model cannot be loaded (intake's typed errors).
+        EdgekitError: the model or the calibration images cannot be loaded (typed errors).
     """
     if model_path is None:
         return [_skipped(n, "needs the source model: pass --model MODEL (the file the bundle was built from)") for n in PEERS]
@@ -162,10 +221,16 @@ def peer_subjects(
     shape = (1, int(h), int(w), int(loaded.input_shape[-1]))
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
+    calib = None
+    if calibration is not None:
+        from edgekit.data import load_dataset
+        from edgekit.preprocess import PreprocessSpec
+
+        calib = load_dataset(calibration, PreprocessSpec.from_dict(bundle.manifest.preprocess), labelled=False).x[:MAX_CALIBRATION]
     subjects = []
     for name in PEERS:
         try:
-            path, open_engine, runner, via = _BUILDERS[name](loaded.model, work, backend, threads, shape)
+            path, open_engine, runner, via = _BUILDERS[name](loaded.model, work, backend, threads, shape, calib)
         except _NotAvailable as e:
             subjects.append(_skipped(name, str(e)))
             continue

@@ -59,7 +59,7 @@ def _ratio(v: Any) -> str:
 
 def summary_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The main table as plain strings: header and one row per result (also used by the HTML)."""
-    header = ["variant", "runs on", "size", "init ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "mean±std ms", "FPS", "peak RSS", "top-1"]
+    header = ["variant", "runs on", "size", "init ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "mean±std ms", "FPS", "process peak RSS", "top-1"]
     body = []
     for r in result["results"]:
         if r["status"] != "ok":
@@ -123,6 +123,40 @@ def comparison_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, body
 
 
+def mlperf_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per measured row: its fewest queries and shortest time over repeats, p90, and whether both meet MLPerf's rules."""
+    from edgekit.bench.measure import PROFILES
+
+    rules = PROFILES["mlperf"]
+    header = ["variant", "queries", "seconds", "p90 ms (result)", "valid"]
+    body = []
+    for r in result["results"]:
+        if r["status"] != "ok" or not r.get("repeats"):
+            continue
+        queries = min(int(rep["latency_ms"]["n"]) for rep in r["repeats"])
+        seconds = min(rep["latency_ms"]["n"] / rep["fps"] if rep["fps"] else 0.0 for rep in r["repeats"])
+        valid = queries >= rules.runs and seconds >= rules.min_seconds
+        why = "" if valid else f" (< {rules.runs} queries or < {rules.min_seconds:g} s)"
+        body.append([r["name"], f"{queries:,}", f"{seconds:.1f}", _ms(r["latency_ms"]["p90"]), ("yes" if valid else "no") + why])
+    return header, body
+
+
+def memory_note(result: dict[str, Any]) -> str | None:
+    """What the RSS column measures, in words, with each artifact's own growth."""
+    grown = [f"{r['name']} +{r['rss_increase_mb']:.0f} MB" for r in result["results"] if r.get("rss_increase_mb") is not None]
+    if not grown and not any(r.get("rss_peak_mb") is not None for r in result["results"]):
+        return None
+    tf = (result.get("environment_after") or {}).get("tensorflow_loaded")
+    scope = (
+        "TensorFlow was loaded in it, so it includes TensorFlow's memory, which a device running only the runtime does not have"
+        if tf
+        else "TensorFlow was not loaded"
+        if tf is False
+        else "it includes everything else the process held"
+    )
+    return f"process peak RSS is the whole bench process's ({scope}); opening and running each artifact added: " + ", ".join(grown)
+
+
 def gate_rows(gate: dict[str, Any], *, only_failing: bool = False) -> tuple[list[str], list[list[str]]]:
     header = ["variant", "metric", "baseline", "current", "change", "spread", "verdict"]
     want = {"regressed", "too_noisy"} if only_failing else None
@@ -162,9 +196,11 @@ def print_result(result: dict[str, Any], console: Any) -> None:
 
     mode = "end to end over " + str(result["config"]["source"]) if result["mode"] == "end_to_end" else "per frame"
     cfg = result["config"]
+    profile = cfg.get("profile", "default")
     title = (
         f"edgekit bench · {Path(result['bundle']['path']).name} · {mode} · "
         f"≥{cfg['runs']} runs & ≥{cfg['min_seconds']:g} s × {cfg['repeats']} repeat(s)"
+        + (f" · profile {profile}" if profile != "default" else "")
     )
     header, body = summary_rows(result)
     if console.width >= 140:
@@ -174,9 +210,14 @@ def print_result(result: dict[str, Any], console: Any) -> None:
         cost = [0, 2, 3, 4, 10, 11]
         console.print(table(title, [header[i] for i in lat], [[row[i] for i in lat] for row in body]))
         console.print(table("size, start-up, memory, accuracy", [header[i] for i in cost], [[row[i] for i in cost] for row in body]))
+    note = memory_note(result)
+    if note:
+        console.print(f"[dim]{note}[/]")
+    if profile == "mlperf":
+        console.print(table("MLPerf single-stream (the result is p90; valid with ≥1024 queries and ≥60 s)", *mlperf_rows(result)))
     header, body = stage_rows(result)
     if body:
-        console.print(table("per stage (p90 = MLPerf single-stream latency)", header, body))
+        console.print(table("per stage", header, body))
     if result.get("comparison"):
         c = result["comparison"]
         ref = c["reference"] or "none"

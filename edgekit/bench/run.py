@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -80,6 +81,7 @@ def run_bench(
     source: str | None = None,
     compare: bool = False,
     model: str | os.PathLike[str] | None = None,
+    calibration: str | os.PathLike[str] | None = None,
     accuracy_budget: float = DEFAULT_ACCURACY_BUDGET,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -96,6 +98,8 @@ def run_bench(
         source: the ``--source`` for ``end_to_end``.
         compare: add ratios, recommendations and the peers.
         model: the source model, for the peers (compare only).
+        calibration: images (a folder or ``.npz``) for the ONNX Runtime int8
+            peer's static calibration; the ones compress calibrated on.
         accuracy_budget: compare's top-1 budget in percentage points.
         progress: called as ``progress(label, done, total)``.
 
@@ -122,6 +126,8 @@ def run_bench(
         raise ConfigError("--source is only used with --end-to-end; add --end-to-end or drop --source.")
     if model is not None and not compare:
         raise ConfigError("--model is only used with --compare (to measure the peers); add --compare or drop --model.")
+    if calibration is not None and model is None:
+        raise ConfigError("--calibration is only used for --compare's ONNX Runtime int8 peer; add --compare --model MODEL or drop it.")
     if not (0 <= accuracy_budget <= 100):
         raise ConfigError(f"--accuracy-budget must be 0..100 percentage points; received {accuracy_budget}.")
 
@@ -150,7 +156,7 @@ def run_bench(
             from edgekit.runtime.accelerators import default_threads
 
             threads = config.threads or (prefs.threads if prefs else None) or default_threads()
-            subjects += peer_subjects(model, b, loaded, threads=threads, workdir=work)
+            subjects += peer_subjects(model, b, loaded, threads=threads, workdir=work, calibration=calibration)
 
         measured = [s for s in subjects if s.open is not None]
         if not measured:
@@ -201,7 +207,11 @@ def run_bench(
             "accuracy_budget": float(accuracy_budget),
         },
         "environment": environment,
-        "environment_after": {k: after[k] for k in ("temperature_c", "cpu_freq_mhz", "load_average")},
+        "environment_after": {
+            **{k: after[k] for k in ("temperature_c", "cpu_freq_mhz", "load_average")},
+            # RSS is the whole process's: say when TensorFlow (a peer's converter, a build) is part of it.
+            "tensorflow_loaded": "tensorflow" in sys.modules,
+        },
         "results": rows,
         "comparison": compare_rows(
             rows, b.manifest.variants, accuracy_budget=accuracy_budget, artifact_hashes={a.sha256 for a in b.manifest.artifacts}

@@ -33,7 +33,9 @@ Top level:
     :data:`edgekit.bench.environment.ENVIRONMENT_KEYS`, read before the run.
 ``environment_after``
     ``temperature_c``, ``cpu_freq_mhz``, ``load_average`` read after it
-    (throttling shows up as a hotter, slower "after").
+    (throttling shows up as a hotter, slower "after"), and
+    ``tensorflow_loaded``: whether TensorFlow was in the bench process (then
+    the RSS figures include it; a device running the runtime alone has none).
 ``results``
     one row per measured artifact or peer (below).
 ``comparison``
@@ -69,17 +71,21 @@ A result row:
 ``first_ms``
     the first inference after init (cold caches, lazy delegate work).
 ``latency_ms``
-    warm per-frame latency: n, min, mean, std, p50, p90, p99, max.
-    ``p90`` is MLPerf Mobile's single-stream latency. With repeats, each
-    statistic is the median over repeats and ``n`` the total.
+    warm per-frame latency: n, min, mean, std, p50, p90, p99, max. With
+    repeats, each statistic is the median over repeats and ``n`` the total.
+    ``p90`` is MLPerf's single-stream result only under ``profile: "mlperf"``
+    (>= 1024 queries and >= 60 s per repeat).
 ``stages_ms``
     the same statistics per stage: preprocess (incl. quantize), invoke,
     postprocess (+ capture end to end).
 ``fps``
     single-stream frames per second over the measured runs.
 ``rss_peak_mb``, ``rss_increase_mb``
-    the process's peak resident memory while this row ran, and its growth
-    over the resident memory before the artifact was opened.
+    the bench *process's* peak resident memory while this row ran (it
+    includes whatever else the process holds: TensorFlow when ``--compare``
+    converted peers, or when bench runs inside a build), and its growth over
+    the resident memory before the artifact was opened (what opening and
+    running this artifact added).
 ``repeats``
     per repeat: init_ms, first_ms, latency_ms, fps, rss_peak_mb.
 ``spread``
@@ -98,6 +104,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.environment import ENVIRONMENT_KEYS
+from edgekit.bench.measure import PROFILES
 from edgekit.bench.stats import LATENCY_KEYS
 from edgekit.errors import ConfigError
 
@@ -244,11 +251,21 @@ SCHEMA: dict[str, Any] = {
                     "targets": {"type": ["array", "null"], "items": {"type": "string"}},
                     "compare": {"type": "boolean"},
                     "accuracy_budget": _NUM,
-                }
+                    "profile": {"enum": list(PROFILES)},
+                },
+                # Results written before profiles existed have none: they ran the default.
+                required=["runs", "warmup", "warmup_seconds", "min_seconds", "max_seconds", "repeats", "threads",
+                          "frame_size", "source", "targets", "compare", "accuracy_budget"],
             ),
             "environment": {"$ref": "#/$defs/environment"},
             "environment_after": _obj(
-                {"temperature_c": _NUM_OR_NULL, "cpu_freq_mhz": _NUM_OR_NULL, "load_average": {"type": ["array", "null"]}}
+                {
+                    "temperature_c": _NUM_OR_NULL,
+                    "cpu_freq_mhz": _NUM_OR_NULL,
+                    "load_average": {"type": ["array", "null"]},
+                    "tensorflow_loaded": {"type": "boolean"},
+                },
+                required=["temperature_c", "cpu_freq_mhz", "load_average"],  # tensorflow_loaded: newer results only
             ),
             "results": {"type": "array", "items": {"$ref": "#/$defs/row"}},
             "comparison": {"anyOf": [{"$ref": "#/$defs/comparison"}, {"type": "null"}]},

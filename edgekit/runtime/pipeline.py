@@ -7,6 +7,13 @@ artifact's scale/zero point → invoke → dequantize → per-class probabilitie
 single-output binary model, when the model emits logits) → top-k with labels.
 Each stage is timed.
 
+A uint8 picture takes the fused path: resize on uint8 pixels, then one
+256-entry table per channel (:class:`~edgekit.runtime.tensors.PixelInput`,
+made by the float preprocessing and ``quantize`` themselves) written straight
+into the interpreter's input tensor, and an 8-bit output dequantized by a
+table. It gives the same tensor and scores, bit for bit, as preprocess +
+quantize, which is what the build side scored the artifact with.
+
 Example::
 
     p = Predictor.from_bundle("bundle/", target="auto")
