@@ -281,3 +281,67 @@ def test_manifest_is_read_once_and_deep_nesting_is_refused(tmp_path):
     (b / MANIFEST_NAME).write_text(json.dumps({"labels": labels}))
     with pytest.raises(BundleError, match="nested 66 levels deep; at most 64"):
         load_bundle(b)
+
+
+def test_a_full_disk_while_staging_is_one_line_and_keeps_the_previous_bundle(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    dest = _bundle(tmp_path / "bundle", "old")
+    with pytest.raises(OutputError, match="No space left on device") as info:
+        with BundleWriter(dest) as w:
+            w.manifest = _manifest()
+            with open("/dev/full", "wb") as f:  # the kernel's own ENOSPC, as a full disk gives it
+                f.write(b"x" * 4096)
+                f.flush()
+    assert "\n" not in str(info.value)
+    assert (dest / "reports" / "marker.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_full_disk_anywhere_in_a_command_is_one_line(capsys):
+    @run_command
+    def writes() -> None:
+        with open("/dev/full", "wb") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with pytest.raises(typer.Exit) as info:
+        writes()
+    err = capsys.readouterr().err
+    assert info.value.exit_code == 2 and err.startswith("error: No space left on device") and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def real_bundle(tmp_path_factory):
+    import runtime_fixtures as rf
+
+    return rf.digits_bundle(tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, expected", [
+    (lambda m: m.update(labels=["a", "b", "c"]), "3 labels"),
+    (lambda m: m["preprocess"].update(resize="sideways"), "invalid preprocess spec"),
+    (lambda m: m["preprocess"].update(input_size=[32, 32]), "input shape"),
+    (lambda m: m["artifacts"][0]["input"].update(shape=[1, 32, 32, 1]), "input shape"),
+], ids=["labels-vs-outputs", "invalid-preprocess", "spec-vs-artifact-shape", "entry-vs-artifact-shape"])
+def test_verify_fails_what_deploy_refuses(real_bundle, tmp_path, damage, expected):
+    """verify runs the loader's own checks (edgekit.bundle.contract): it passes exactly what deploy accepts."""
+    import runtime_fixtures as rf
+    from edgekit.bundle import verify_bundle
+    from edgekit.cli import app
+    from edgekit.runtime import Predictor
+
+    bad = tmp_path / "bad"
+    rf.copy_bundle(real_bundle, bad)
+    rf.edit_manifest(bad, damage)
+    result = verify_bundle(bad)
+    assert not result.ok
+    assert any(expected in c["detail"] for c in result.checks if not c["ok"]), result.checks
+    with pytest.raises(BundleError, match=expected):
+        Predictor.from_bundle(bad, target="cpu")
+    r = CliRunner().invoke(app, ["verify", str(bad)])
+    assert r.exit_code == 1 and "FAIL" in r.stdout
+    assert verify_bundle(real_bundle).ok
