@@ -83,8 +83,10 @@ def render(result: Any) -> None:
     from rich.table import Table
 
     r = result.recipe
+    # The recipe's description may promise QAT; when tfmot could not apply it, the header says so.
+    skipped = " [bold yellow](QAT not applied: see the note below)[/]" if r.qat and not result.reports.get("qat") else ""
     console.print(
-        f"compressed with recipe [bold]{r.description or 'custom'}[/] in {result.timings.get('total', 0):.1f} s "
+        f"compressed with recipe [bold]{r.description or 'custom'}[/]{skipped} in {result.timings.get('total', 0):.1f} s "
         f"→ bundle [bold]{result.bundle}[/]"
     )
     data = result.reports["data"]
