@@ -88,6 +88,7 @@ def test_run_command_exits_130_or_143_even_when_the_interrupt_was_swallowed():
 
 
 @pytest.mark.slow
+@pytest.mark.build
 def test_sigterm_during_compress_exits_143_and_keeps_the_previous_bundle(tmp_path, trained_example):
     """``docker stop`` / CI cancel sends SIGTERM: handled like Ctrl-C, nothing partial left, the old bundle intact."""
     from edgekit.resources import digits_dir
@@ -321,6 +322,7 @@ def real_bundle(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.build
 @pytest.mark.parametrize("damage, expected", [
     (lambda m: m.update(labels=["a", "b", "c"]), "3 labels"),
     (lambda m: m["preprocess"].update(resize="sideways"), "invalid preprocess spec"),
@@ -345,3 +347,44 @@ def test_verify_fails_what_deploy_refuses(real_bundle, tmp_path, damage, expecte
     r = CliRunner().invoke(app, ["verify", str(bad)])
     assert r.exit_code == 1 and "FAIL" in r.stdout
     assert verify_bundle(real_bundle).ok
+
+
+# ------------------------------------------------------- silent wrong results
+
+
+def test_chance_accuracy_is_warned_and_real_accuracy_is_not():
+    from edgekit.compress.pipeline import chance_warning
+
+    assert "chance for 2 classes" in chance_warning(0.5, 2, 100, "preset unit")
+    assert "preset unit" in chance_warning(0.11, 10, 360, "preset unit")
+    assert chance_warning(0.95, 10, 360, "x") is None
+    assert chance_warning(0.70, 2, 400, "x") is None
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_a_model_that_rescales_itself_gets_raw_pixels_and_a_dropped_pqat_is_said(tmp_path, tf_keras):
+    """No sidecar, a leading Rescaling(1/255): preprocessing is inferred (raw 0-255), never 'unit' twice;
+    the float model is not at chance; --sparsity with QAT that tfmot cannot apply is said, not silent."""
+    from edgekit.compress import compress
+    from edgekit.data import load_dataset
+    from edgekit.preprocess import PreprocessSpec
+    from edgekit.resources import digits_dir
+
+    raw = PreprocessSpec.from_preset("raw", (28, 28), channels=1, output="probabilities")
+    ds = load_dataset(digits_dir(), raw, labelled=True)
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    m = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Rescaling(1 / 255), L.Conv2D(8, 3, activation="relu"),
+                             L.MaxPooling2D(), L.Flatten(), L.Dense(len(ds.class_names), activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(ds.x, ds.y, epochs=3, verbose=0)
+    path = tmp_path / "rescales.h5"
+    m.save(path)
+    result = compress(path, digits_dir(), tmp_path / "bundle", recipe="default",
+                      overrides={"sparsity": 0.5, "epochs": 1, "calibration_samples": 32}, targets=["cpu"], progress=False)
+    assert result.reports["data"]["preprocess_from"].startswith("inferred: the model starts with Rescaling")
+    assert not any("chance" in n for n in result.notes), result.notes
+    assert result.variants[0]["top1"] > 0.5
+    if result.reports["qat"] is None:  # tfmot could not apply PQAT: it must say so
+        assert any("PQAT" in n and "NOT applied" in n for n in result.notes), result.notes
