@@ -386,6 +386,5 @@ def test_a_model_that_rescales_itself_gets_raw_pixels_and_a_dropped_pqat_is_said
     assert result.reports["data"]["preprocess_from"].startswith("inferred: the model starts with Rescaling")
     assert not any("chance" in n for n in result.notes), result.notes
     assert result.variants[0]["top1"] > 0.5
-    print("QAT REPORT", result.reports["qat"] is not None, result.notes)
     if result.reports["qat"] is None:  # tfmot could not apply PQAT: it must say so
         assert any("PQAT" in n and "NOT applied" in n for n in result.notes), result.notes
