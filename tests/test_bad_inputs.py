@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 from typing import Callable
