@@ -390,3 +390,31 @@ def test_a_model_that_rescales_itself_gets_raw_pixels_and_a_dropped_pqat_is_said
     assert result.variants[0]["top1"] > 0.5
     if result.reports["qat"] is None:  # tfmot could not apply PQAT: it must say so
         assert any("PQAT" in n and "NOT applied" in n for n in result.notes), result.notes
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_numeric_check_of_a_near_zero_sigmoid_is_measured_on_the_probability_scale(tmp_path, tf_keras):
+    """A sigmoid saying ~0.001 everywhere: an absolute error of ~0.001 is not '1.0, outside tolerance'."""
+    import shutil
+    from dataclasses import replace
+
+    from edgekit.compile.build import build_bundle
+    from edgekit.data import load_dataset, split_dataset
+    from edgekit.data.digits import DIGITS_SPEC
+    from edgekit.resources import digits_dir
+
+    root = tmp_path / "d"
+    for n in ("0", "1"):
+        shutil.copytree(digits_dir() / n, root / n)
+    ds = load_dataset(root, DIGITS_SPEC, labelled=True)
+    train, test = split_dataset(ds, holdout=0.2, seed=0)
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    m = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, activation="relu"), L.Flatten(),
+                             L.Dense(1, activation="sigmoid", bias_initializer=tf_keras.initializers.Constant(-7.0))])
+    built = build_bundle(tmp_path / "b", model=m, spec=replace(DIGITS_SPEC, output="probabilities"), labels=ds.class_names,
+                         representative=train.x[:32], targets=["cpu"], eval_data=(test.x[:50], test.y[:50]), progress=False)
+    numeric = built.reports["cpu"].numeric
+    assert numeric["max_abs_error"] < 0.01
+    assert numeric["max_error"] == pytest.approx(numeric["max_abs_error"]) and numeric["ok"], numeric

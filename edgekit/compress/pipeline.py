@@ -375,6 +375,14 @@ def compress(
         progress=type(prog) is not NullProgress,
     )
     timings["build"] = time.perf_counter() - t
+    for target, report in build.reports.items():
+        numeric = getattr(report, "numeric", None) or {}
+        if numeric and not numeric.get("ok", True):  # on the console, not only in reports/
+            notes.append(
+                f"WARNING: target {target}: the artifact differs from the Keras model by {numeric['max_error']:.3g} "
+                f"({numeric.get('metric', 'relative')}; {numeric.get('max_abs_error', float('nan')):.3g} absolute), above the "
+                f"tolerance {numeric['tolerance']}; see reports/compat_{target}.json."
+            )
     rows = list(build.bundle.manifest.variants)  # the Keras rows, then one per shipped artifact
     timings["total"] = time.perf_counter() - t0
     return CompressResult(build.path, rcp, rows, reports, notes, {k: round(v, 2) for k, v in timings.items()}, build)
