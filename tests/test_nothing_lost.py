@@ -418,3 +418,28 @@ def test_numeric_check_of_a_near_zero_sigmoid_is_measured_on_the_probability_sca
     numeric = built.reports["cpu"].numeric
     assert numeric["max_abs_error"] < 0.01
     assert numeric["max_error"] == pytest.approx(numeric["max_abs_error"]) and numeric["ok"], numeric
+
+
+def test_concurrent_atomic_writes_to_one_path_never_raise_and_leave_one_whole_file(tmp_path):
+    """The old writer shared one temp name: two writers raced to FileNotFoundError."""
+    import threading
+
+    target = tmp_path / "result.json"
+    errors: list[BaseException] = []
+    payloads = [bytes([65 + i]) * 50_000 for i in range(6)]
+
+    def writer(data: bytes) -> None:
+        try:
+            for _ in range(30):
+                write_bytes_atomic(target, data)
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() in payloads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
