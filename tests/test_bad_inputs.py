@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -410,6 +409,7 @@ def test_cli_bad_input_is_one_line_and_loses_nothing(case, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.build
 @pytest.mark.parametrize("case", CLI_BUNDLE_CASES, ids=[c.__name__.lstrip("_") for c in CLI_BUNDLE_CASES])
 def test_cli_bad_input_with_a_real_bundle(case, tmp_path, bundle):
     _run_case(case, tmp_path, lambda: bundle)
@@ -600,6 +600,7 @@ def test_api_bad_input_raises_one_line(case, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.build
 @pytest.mark.parametrize("dtype", ["int64", "bool", "uint16", "int32"])
 def test_predict_names_an_unsupported_array_dtype(bundle, dtype):
     from edgekit.errors import DataError

@@ -63,7 +63,7 @@ def test_other_files_and_versions_are_refused(tmp_path):
         validate(newer)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(ConfigError, match="not readable JSON"):
+    with pytest.raises(ConfigError, match="not valid JSON"):
         load_result(broken)
     with pytest.raises(ConfigError, match="does not exist"):
         load_result(tmp_path / "missing.json")

@@ -79,15 +79,18 @@ def test_run_command_exits_130_or_143_even_when_the_interrupt_was_swallowed():
             calls.append(sig)
         # ...and the command goes on to "succeed"
 
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         with pytest.raises(typer.Exit) as info:
             long_command(sig)
         assert info.value.exit_code == code
     assert calls == [signal.SIGINT, signal.SIGTERM]
-    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or not isinstance(signal.getsignal(signal.SIGTERM), type(interrupts._handler))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers restored
+    assert interrupts.received() is None  # and the record forgotten
 
 
 @pytest.mark.slow
+@pytest.mark.build
 def test_sigterm_during_compress_exits_143_and_keeps_the_previous_bundle(tmp_path, trained_example):
     """``docker stop`` / CI cancel sends SIGTERM: handled like Ctrl-C, nothing partial left, the old bundle intact."""
     from edgekit.resources import digits_dir
@@ -281,3 +284,162 @@ def test_manifest_is_read_once_and_deep_nesting_is_refused(tmp_path):
     (b / MANIFEST_NAME).write_text(json.dumps({"labels": labels}))
     with pytest.raises(BundleError, match="nested 66 levels deep; at most 64"):
         load_bundle(b)
+
+
+def test_a_full_disk_while_staging_is_one_line_and_keeps_the_previous_bundle(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    dest = _bundle(tmp_path / "bundle", "old")
+    with pytest.raises(OutputError, match="No space left on device") as info:
+        with BundleWriter(dest) as w:
+            w.manifest = _manifest()
+            with open("/dev/full", "wb") as f:  # the kernel's own ENOSPC, as a full disk gives it
+                f.write(b"x" * 4096)
+                f.flush()
+    assert "\n" not in str(info.value)
+    assert (dest / "reports" / "marker.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_full_disk_anywhere_in_a_command_is_one_line(capsys):
+    @run_command
+    def writes() -> None:
+        with open("/dev/full", "wb") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with pytest.raises(typer.Exit) as info:
+        writes()
+    err = capsys.readouterr().err
+    assert info.value.exit_code == 2 and err.startswith("error: No space left on device") and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def real_bundle(tmp_path_factory):
+    import runtime_fixtures as rf
+
+    return rf.digits_bundle(tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.parametrize("damage, expected", [
+    (lambda m: m.update(labels=["a", "b", "c"]), "3 labels"),
+    (lambda m: m["preprocess"].update(resize="sideways"), "invalid preprocess spec"),
+    (lambda m: m["preprocess"].update(input_size=[32, 32]), "input shape"),
+    (lambda m: m["artifacts"][0]["input"].update(shape=[1, 32, 32, 1]), "input shape"),
+], ids=["labels-vs-outputs", "invalid-preprocess", "spec-vs-artifact-shape", "entry-vs-artifact-shape"])
+def test_verify_fails_what_deploy_refuses(real_bundle, tmp_path, damage, expected):
+    """verify runs the loader's own checks (edgekit.bundle.contract): it passes exactly what deploy accepts."""
+    import runtime_fixtures as rf
+    from edgekit.bundle import verify_bundle
+    from edgekit.cli import app
+    from edgekit.runtime import Predictor
+
+    bad = tmp_path / "bad"
+    rf.copy_bundle(real_bundle, bad)
+    rf.edit_manifest(bad, damage)
+    result = verify_bundle(bad)
+    assert not result.ok
+    assert any(expected in c["detail"] for c in result.checks if not c["ok"]), result.checks
+    with pytest.raises(BundleError, match=expected):
+        Predictor.from_bundle(bad, target="cpu")
+    r = CliRunner().invoke(app, ["verify", str(bad)])
+    assert r.exit_code == 1 and "FAIL" in r.stdout
+    assert verify_bundle(real_bundle).ok
+
+
+# ------------------------------------------------------- silent wrong results
+
+
+def test_chance_accuracy_is_warned_and_real_accuracy_is_not():
+    from edgekit.compress.pipeline import chance_warning
+
+    assert "chance for 2 classes" in chance_warning(0.5, 2, 100, "preset unit")
+    assert "preset unit" in chance_warning(0.11, 10, 360, "preset unit")
+    assert chance_warning(0.95, 10, 360, "x") is None
+    assert chance_warning(0.70, 2, 400, "x") is None
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_a_model_that_rescales_itself_gets_raw_pixels_and_a_dropped_pqat_is_said(tmp_path, tf_keras):
+    """No sidecar, a leading Rescaling(1/255): preprocessing is inferred (raw 0-255), never 'unit' twice;
+    the float model is not at chance; --sparsity with QAT that tfmot cannot apply is said, not silent."""
+    from edgekit.compress import compress
+    from edgekit.data import load_dataset
+    from edgekit.preprocess import PreprocessSpec
+    from edgekit.resources import digits_dir
+
+    raw = PreprocessSpec.from_preset("raw", (28, 28), channels=1, output="probabilities")
+    ds = load_dataset(digits_dir(), raw, labelled=True)
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    m = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Rescaling(1 / 255), L.Conv2D(8, 3, activation="relu"),
+                             L.MaxPooling2D(), L.Flatten(), L.Dense(len(ds.class_names), activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(ds.x, ds.y, epochs=3, verbose=0)
+    path = tmp_path / "rescales.h5"
+    m.save(path)
+    result = compress(path, digits_dir(), tmp_path / "bundle", recipe="default",
+                      overrides={"sparsity": 0.5, "epochs": 1, "calibration_samples": 32}, targets=["cpu"], progress=False)
+    assert result.reports["data"]["preprocess_from"].startswith("inferred: the model starts with Rescaling")
+    assert not any("chance" in n for n in result.notes), result.notes
+    assert result.variants[0]["top1"] > 0.5
+    if result.reports["qat"] is None:  # tfmot could not apply PQAT: it must say so
+        assert any("PQAT" in n and "NOT applied" in n for n in result.notes), result.notes
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_numeric_check_of_a_near_zero_sigmoid_is_measured_on_the_probability_scale(tmp_path, tf_keras):
+    """A sigmoid saying ~0.001 everywhere: an absolute error of ~0.001 is not '1.0, outside tolerance'."""
+    import shutil
+    from dataclasses import replace
+
+    from edgekit.compile.build import build_bundle
+    from edgekit.data import load_dataset, split_dataset
+    from edgekit.data.digits import DIGITS_SPEC
+    from edgekit.resources import digits_dir
+
+    root = tmp_path / "d"
+    for n in ("0", "1"):
+        shutil.copytree(digits_dir() / n, root / n)
+    ds = load_dataset(root, DIGITS_SPEC, labelled=True)
+    train, test = split_dataset(ds, holdout=0.2, seed=0)
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    m = tf_keras.Sequential([tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, activation="relu"), L.Flatten(),
+                             L.Dense(1, activation="sigmoid", bias_initializer=tf_keras.initializers.Constant(-7.0))])
+    built = build_bundle(tmp_path / "b", model=m, spec=replace(DIGITS_SPEC, output="probabilities"), labels=ds.class_names,
+                         representative=train.x[:32], targets=["cpu"], eval_data=(test.x[:50], test.y[:50]), progress=False)
+    numeric = built.reports["cpu"].numeric
+    assert numeric["max_abs_error"] < 0.01
+    assert numeric["max_error"] == pytest.approx(numeric["max_abs_error"]) and numeric["ok"], numeric
+
+
+def test_concurrent_atomic_writes_to_one_path_never_raise_and_leave_one_whole_file(tmp_path):
+    """The old writer shared one temp name: two writers raced to FileNotFoundError."""
+    import threading
+
+    target = tmp_path / "result.json"
+    errors: list[BaseException] = []
+    payloads = [bytes([65 + i]) * 50_000 for i in range(6)]
+
+    def writer(data: bytes) -> None:
+        try:
+            for _ in range(30):
+                write_bytes_atomic(target, data)
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() in payloads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]

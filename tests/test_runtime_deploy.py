@@ -393,3 +393,42 @@ def test_doctor_reports_backend_accelerators_opencv_and_cameras(bundle):
     assert table.exit_code == 0
     assert f"interpreter backend: ai_edge_litert {ai_edge_litert.__version__}" in table.stdout
     assert "GUI NONE" in table.stdout
+
+
+def test_jsonl_dash_writes_to_stdout_and_the_summary_to_stderr(bundle, tmp_path):
+    images = rf.digit_files(1)[:3]
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for p in images:
+        (folder / p.name).write_bytes(p.read_bytes())
+    r = runner.invoke(app, ["deploy", str(bundle), "--source", str(folder), "--jsonl", "-"])
+    assert r.exit_code == 0, r.output
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(records) == 3 and all(RECORD_KEYS <= set(rec) for rec in records)
+    assert "frames from" in r.stderr
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_deploy_on_one_image_shows_its_prediction(bundle, tmp_path):
+    image = rf.digit_files(1)[0]
+    r = runner.invoke(app, ["deploy", str(bundle), "--source", str(image)])
+    assert r.exit_code == 0, r.output
+    line = next(l for l in r.stdout.splitlines() if str(image) in l and "frame 0:" in l)
+    label = line.split("frame 0:", 1)[1].split()[0]
+    assert label in json.loads((bundle / "manifest.json").read_text())["labels"]
+
+
+@pytest.mark.parametrize("how", ["cli", "api"])
+def test_a_live_run_with_max_frames_exits_cleanly(bundle, how):
+    """No abort at interpreter exit (was 134 'FATAL: exception not rethrown' or 139) after a live run."""
+    if how == "cli":
+        code = f"from edgekit.cli import main; import sys; sys.argv = ['edgekit', 'deploy', {str(bundle)!r}, '--source', URL, '--max-frames', '3']; main()"
+    else:
+        code = f"from edgekit.runtime import Predictor\np = Predictor.from_bundle({str(bundle)!r})\nprint(len(list(p.run(URL, max_frames=3))))"
+    env = {**os.environ, "PYTHONPATH": f"{Path(__file__).resolve().parents[1]}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    with rf.MjpegServer(list(rf.photos_bgr().values()), fps=60) as server:
+        for _ in range(2):
+            p = subprocess.run([sys.executable, "-c", code.replace("URL", repr(server.url))], capture_output=True, text=True,
+                               timeout=120, env=env)
+            assert p.returncode in (0,), (p.returncode, p.stderr[-1500:])
+            assert "FATAL" not in p.stderr

@@ -98,9 +98,12 @@ class BundleWriter:
         try:
             if exc_type is None:
                 self._commit()
+            elif isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+                raise exc  # a full disk while staging: one line below, the stage is removed
         except OSError as e:
             raise OutputError(
-                f"cannot write bundle {self.dest}: {e.strerror or e} (errno {e.errno}); nothing was replaced.",
+                f"cannot write bundle {self.dest}: {e.strerror or e}"
+                f"{' (' + str(e.filename) + ')' if e.filename else ''}; nothing was replaced.",
                 hint="Free space or choose another --out." if e.errno == errno.ENOSPC else "Check the folder's permissions.",
             ) from e
         finally:
@@ -127,6 +130,10 @@ class BundleWriter:
         checkpoint()
         _swap_into_place(root, self.dest)
         self._tmp = None
+
+
+# Errors of the disk, not of edgekit: said in one line instead of a traceback.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 def _umask() -> int:

@@ -45,6 +45,13 @@ def run_command(fn: F) -> F:
                 return result
             except EdgekitError as e:
                 _fail(_one_line(str(e)), type(e).__name__, e.exit_code, json_out)
+            except OSError as e:
+                import errno
+
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                    raise  # anything else is a bug: keep its traceback
+                where = f" writing {e.filename}" if e.filename else ""
+                _fail(f"{e.strerror or e}{where}; nothing partial was kept.", "OutputError", 2, json_out)
             except (RecursionError, MemoryError) as e:
                 what = "nesting too deep to process" if isinstance(e, RecursionError) else "out of memory"
                 _fail(f"{what} ({type(e).__name__}); the input is too large or too deeply nested for this machine.",

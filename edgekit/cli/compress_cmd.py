@@ -102,8 +102,10 @@ def render(result: Any) -> None:
     from edgekit.tables import fit_tables
 
     r = result.recipe
+    # The recipe's description may promise QAT; when tfmot could not apply it, the header says so.
+    skipped = " [bold yellow](QAT not applied: see the note below)[/]" if r.qat and not result.reports.get("qat") else ""
     console.print(
-        f"compressed with recipe [bold]{describe_recipe(r)}[/] in {result.timings.get('total', 0):.1f} s "
+        f"compressed with recipe [bold]{describe_recipe(r)}[/]{skipped} in {result.timings.get('total', 0):.1f} s "
         f"→ bundle [bold]{result.bundle}[/]",
         soft_wrap=True,
     )

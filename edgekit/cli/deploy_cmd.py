@@ -74,9 +74,11 @@ def deploy(
             on_result=keep,
         )
     except KeyboardInterrupt:
-        # Only a second Ctrl-C gets here; outputs were closed on the way out.
+        # A second Ctrl-C, or a signal while the bundle loads; outputs were closed on the way out.
+        from edgekit.interrupts import exit_code, received
+
         err_console.print("[yellow]interrupted[/]: results written so far are kept.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_code(received())) from None
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)

@@ -155,7 +155,8 @@ def numeric_check(
     """Compare the artifact's outputs with the Keras model's on ``x``.
 
     The error is ``max |tflite - keras|`` divided by the largest ``|keras|``
-    output, so one tolerance fits logits and probabilities alike.
+    output (or by 1 when that is smaller), so one tolerance fits logits and
+    probabilities alike, and outputs near zero are not blown up.
 
     Args:
         reference: the model's outputs on ``x`` when already computed
@@ -170,8 +171,11 @@ def numeric_check(
         raise TargetError(
             f"target {target}: artifact output shape {got.shape[1:]} differs from the Keras model's {ref.shape[1:]}."
         )
+    # Relative to the output's scale, but never to less than 1: a sigmoid that
+    # says 0.0003 everywhere would otherwise turn an absolute error of 0.001
+    # into "1.0, outside tolerance".
     peak = float(np.max(np.abs(ref))) if ref.size else 0.0
-    err = float(np.max(np.abs(got - ref)) / max(peak, 1e-12)) if ref.size else 0.0
+    err = float(np.max(np.abs(got - ref)) / max(peak, 1.0)) if ref.size else 0.0
     agree = float(np.mean(np.argmax(got, axis=-1) == np.argmax(ref, axis=-1))) if ref.ndim == 2 and ref.shape[1] > 1 else None
     return {
         "samples": int(len(x)),
@@ -180,7 +184,7 @@ def numeric_check(
         "tolerance": tolerance,
         "ok": err <= tolerance,
         "top1_agreement": agree,
-        "metric": "max |tflite - keras| / max |keras|",
+        "metric": "max |tflite - keras| / max(1, max |keras|)",
     }
 
 

@@ -312,6 +312,11 @@ def compress(
             f"gives {output_kind}; the device would {'apply sigmoid twice' if output_kind == 'probabilities' else 'take logits for probabilities'}.",
             hint=f"Set the spec's output={output_kind!r}.",
         )
+    if loaded.num_outputs == 1 and output_kind == "logits":
+        notes.append(
+            "the model has a single linear output: it is treated as a binary classifier's logit (sigmoid > 0.5 is class 1). "
+            "edgekit builds classifiers only; if this is a regression head, every accuracy below is meaningless."
+        )
     if spec.output != output_kind:
         notes.append(
             f"the preprocessing spec says the model outputs {spec.output}, but its last layer gives {output_kind}; "
@@ -344,6 +349,9 @@ def compress(
         rows = state.run()
     notes.extend(state.notes)
     checkpoint()
+    chance = chance_warning(rows[0]["top1"], len(labels), len(held), spec_source)
+    if chance:
+        notes.insert(0, chance)
 
     t = time.perf_counter()
     rep = _representative(train, rcp, prog)
@@ -409,9 +417,35 @@ def compress(
     for stage, seconds in build.timings.items():
         if stage != "total":
             timings[f"build.{stage}"] = seconds
+    for target, report in build.reports.items():
+        numeric = getattr(report, "numeric", None) or {}
+        if numeric and not numeric.get("ok", True):  # on the console, not only in reports/
+            notes.append(
+                f"WARNING: target {target}: the artifact differs from the Keras model by {numeric['max_error']:.3g} "
+                f"({numeric.get('metric', 'relative')}; {numeric.get('max_abs_error', float('nan')):.3g} absolute), above the "
+                f"tolerance {numeric['tolerance']}; see reports/compat_{target}.json."
+            )
     rows = list(build.bundle.manifest.variants)  # the Keras rows, then one per shipped artifact
     timings["total"] = time.perf_counter() - t0
     return CompressResult(build.path, rcp, rows, reports, notes, {k: round(v, 2) for k, v in timings.items()}, build)
+
+
+def chance_warning(top1: float, classes: int, n: int, spec_source: str) -> str | None:
+    """A warning when the float model scores no better than guessing on the data (3 sigma of a binomial).
+
+    Almost always the preprocessing differs from training (pixels scaled
+    twice, wrong colour order) or the data is not what the model was trained on.
+    """
+    if classes < 2 or n < 1:
+        return None
+    p0 = 1.0 / classes
+    if top1 > p0 + 3 * (p0 * (1 - p0) / n) ** 0.5:
+        return None
+    return (
+        f"WARNING: the original float model scores {top1:.1%} on this data, which is chance for {classes} classes "
+        f"({p0:.1%}); every variant below inherits that. The preprocessing ({spec_source}) probably differs from what "
+        "the model was trained with, or the data is not what it was trained on."
+    )
 
 
 def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:
@@ -515,7 +549,8 @@ class _Run:
                 )
             except QATUnavailable as e:
                 checkpoint()
-                self.notes.append(str(e))
+                what = "sparsity-preserving QAT (PQAT)" if r.sparsity is not None or r.mn is not None else "QAT"
+                self.notes.append(f"{what} was asked for but NOT applied; the artifacts are post-training int8. {e}")
             else:
                 label = "PQAT" if self.qat.scheme != "default_8bit" else "QAT"
                 rows.append(self._row(label, self.qat_model, macs=rows[-1]["macs"]))
