@@ -26,7 +26,10 @@
 # Usage (as root or any user; needs network to Debian's archive and PyPI):
 #   tools/emulated_pi.sh [all|setup|install|refresh|check|tests]   (default: all)
 # Environment:
-#   EDGEKIT_PI_DIR   scratch folder (default /tmp/edgekit-pi); delete it to start over
+#   EDGEKIT_PI_DIR   scratch folder (default /tmp/edgekit-pi, /tmp/edgekit-pi-trixie);
+#                    delete it to start over
+#   EDGEKIT_PI_SUITE Debian suite of the userland: bookworm (Raspberry Pi OS 12,
+#                    Python 3.11, the default) or trixie (Raspberry Pi OS 13, Python 3.13)
 #   EDGEKIT_PI_CPUS  CPU models to check (default "cortex-a72 cortex-a76")
 #   PYTHON           an x86 Python with edgekit's build side, used to build the
 #                    wheel and the test bundle (default: python3)
@@ -34,7 +37,13 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SCRATCH="${EDGEKIT_PI_DIR:-/tmp/edgekit-pi}"
+SUITE="${EDGEKIT_PI_SUITE:-bookworm}"
+case "$SUITE" in
+    bookworm) PYV=3.11; DEFAULT_DIR=/tmp/edgekit-pi ;;
+    trixie) PYV=3.13; DEFAULT_DIR=/tmp/edgekit-pi-trixie ;;
+    *) echo "EDGEKIT_PI_SUITE must be bookworm or trixie, not $SUITE" >&2; exit 2 ;;
+esac
+SCRATCH="${EDGEKIT_PI_DIR:-$DEFAULT_DIR}"
 CPUS="${EDGEKIT_PI_CPUS:-cortex-a72 cortex-a76}"
 PYTHON="${PYTHON:-python3}"
 SYSROOT="$SCRATCH/sysroot"
@@ -47,7 +56,8 @@ MIRROR="${EDGEKIT_PI_MIRROR:-http://deb.debian.org/debian}"
 # What a Pi user has: python3.11 with venv and pip (Debian's ensurepip wheels
 # come with python3.11-venv -> python3-pip-whl), plus the C/C++ runtime that
 # manylinux wheels link against.
-PACKAGES="python3.11 python3.11-venv python3-pip libc6 libstdc++6 libgcc-s1 zlib1g libexpat1 libffi8 libssl3 ca-certificates"
+# (libssl, libffi, zlib, expat come as python's own dependencies.)
+PACKAGES="python$PYV python$PYV-venv python3-pip libc6 libstdc++6 libgcc-s1 ca-certificates"
 
 log() { printf '\n=== %s\n' "$*"; }
 
@@ -56,7 +66,7 @@ log() { printf '\n=== %s\n' "$*"; }
 private_apt() {
     mkdir -p "$APTDIR"/{lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d,etc/apt.conf.d,log}
     : >"$APTDIR/status"
-    echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm main" >"$APTDIR/etc/sources.list"
+    echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $SUITE main" >"$APTDIR/etc/sources.list"
     cat >"$APTDIR/apt.conf" <<EOF
 APT::Architecture "arm64";
 APT::Architectures { "arm64"; };
@@ -78,7 +88,7 @@ EOF
 papt() { APT_CONFIG="$APTDIR/apt.conf" "$@"; }
 
 setup() {
-    if [[ -x "$SYSROOT/usr/bin/python3.11" && -x "$QEMU" ]]; then
+    if [[ -x "$SYSROOT/usr/bin/python$PYV" && -x "$QEMU" ]]; then
         log "sysroot ready: $SYSROOT"
         return
     fi
@@ -88,7 +98,7 @@ setup() {
     dpkg -x "$DEBS"/qemu-user-static_*.deb "$SCRATCH/qemu"
     "$QEMU" --version | head -1
 
-    log "Debian bookworm arm64 userland via a private APT configuration"
+    log "Debian $SUITE arm64 userland via a private APT configuration"
     private_apt
     papt apt-get update -q
     # The dependency closure, without recommends; virtual packages (<...>) and
@@ -143,7 +153,7 @@ wrappers() {
 #!/bin/sh
 model="\$1"; shift
 cp "$SCRATCH/cpuinfo/\$model" "$SYSROOT/proc/cpuinfo"
-exec "$QEMU" -L "$SYSROOT" -cpu "\$model" "$SYSROOT/usr/bin/python3.11" "\$@"
+exec "$QEMU" -L "$SYSROOT" -cpu "\$model" "$SYSROOT/usr/bin/python$PYV" "\$@"
 EOF
     chmod +x "$SCRATCH/bin/pi-python"
 }
@@ -156,14 +166,15 @@ venv_wrapper() {
     # over to qemu. `-0` makes argv[0] the venv's path, which is how Python
     # finds pyvenv.cfg and sets sys.executable to this same wrapper.
     # EDGEKIT_PI_CPU picks the model (the check sets it per run).
-    rm -f "$VENV/bin/python" "$VENV/bin/python3" "$VENV/bin/python3.11"
-    cat >"$VENV/bin/python3.11" <<EOF
+    [[ -n "$VENV" && -d "$VENV/bin" ]] || { echo "no venv at $VENV" >&2; exit 1; }
+    rm -f "$VENV/bin/python" "$VENV/bin/python3" "$VENV/bin/python$PYV"
+    cat >"$VENV/bin/python$PYV" <<EOF
 #!/bin/sh
-exec "$QEMU" -L "$SYSROOT" -cpu "\${EDGEKIT_PI_CPU:-cortex-a72}" -0 "$VENV/bin/python3.11" "$SYSROOT/usr/bin/python3.11" "\$@"
+exec "$QEMU" -L "$SYSROOT" -cpu "\${EDGEKIT_PI_CPU:-cortex-a72}" -0 "$VENV/bin/python$PYV" "$SYSROOT/usr/bin/python$PYV" "\$@"
 EOF
-    chmod +x "$VENV/bin/python3.11"
-    ln -s python3.11 "$VENV/bin/python"
-    ln -s python3.11 "$VENV/bin/python3"
+    chmod +x "$VENV/bin/python$PYV"
+    ln -s "python$PYV" "$VENV/bin/python"
+    ln -s "python$PYV" "$VENV/bin/python3"
 }
 
 build_wheel() {
@@ -206,7 +217,7 @@ install() {
     fi
     log "installed size of [runtime] on the Pi (site-packages, pip/setuptools/pytest excluded)"
     local sp
-    sp=$(ls -d "$VENV"/lib/python3.11/site-packages)
+    sp=$(ls -d "$VENV"/lib/python$PYV/site-packages)
     du -sm "$sp" | tee "$SCRATCH/size.txt"
     (cd "$sp" && du -sm --total $(ls -d * | grep -v -E '^(pip|setuptools|_pytest|pytest|pluggy|iniconfig|packaging|py\.py|_distutils_hack|distutils-precedence\.pth)' ) | tail -1 | tee -a "$SCRATCH/size.txt")
 }
@@ -267,8 +278,18 @@ x86_reference() {
     (cd "$HERE" && PYTHONPATH="$HERE" "$PYTHON" -m edgekit deploy "$SCRATCH/bundle" -s "$HERE/calibration/digits" --jsonl "$SCRATCH/x86.jsonl" >/dev/null)
 }
 
+test_deps() {
+    # The [test-device] extra's data packages (scikit-learn digits, scikit-image
+    # photos), keeping the runtime's numpy as installed.
+    local np
+    np=$(env -i PATH="$VENV/bin:/usr/bin:/bin" "$VENV/bin/python" -c 'import numpy; print(numpy.__version__)')
+    env -i HOME="$SCRATCH/home" PATH="$VENV/bin:/usr/bin:/bin" PIP_CONFIG_FILE=/dev/null \
+        "$VENV/bin/python" -m pip install --isolated -q --only-binary=:all: "pytest>=8" "scikit-learn>=1.3" "scikit-image>=0.22" "numpy==$np"
+}
+
 tests() {
-    [[ -x "$VENV/bin/pytest" ]] || install
+    if [[ -x "$VENV/bin/edgekit" ]]; then refresh; else install; fi
+    env -i PATH="$VENV/bin:/usr/bin:/bin" "$VENV/bin/python" -c 'import sklearn, skimage' 2>/dev/null || test_deps
     build_bundle
     log "device-side tests on the emulated ${EDGEKIT_PI_CPU:-cortex-a72}: pytest -m 'not build'"
     cp "$SCRATCH/cpuinfo/${EDGEKIT_PI_CPU:-cortex-a72}" "$SYSROOT/proc/cpuinfo"
@@ -283,6 +304,7 @@ case "${1:-all}" in
     setup) setup ;;
     install) install ;;
     refresh) refresh ;;
+    test-deps) test_deps ;;
     check) check ;;
     tests) tests ;;
     all)
