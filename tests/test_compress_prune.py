@@ -159,12 +159,12 @@ def test_the_fast_mask_is_tfmots_mask(tf_keras, sparsity):
     assert np.array_equal(ours[1].numpy(), theirs[1].numpy())
 
 
-@pytest.mark.parametrize("total", [1, 5, 7, 14, 45, 100, 1000, 60000])
+@pytest.mark.parametrize("total", [1, 5, 7, 14, 20, 40, 45, 90, 100, 1000, 60000])
 def test_schedule_ramps_over_the_real_steps_with_a_bounded_number_of_mask_updates(total):
     s = pruning_schedule(total)
     updates = (s.end_step - s.begin_step) // s.frequency
     assert 1 <= updates <= UPDATES  # each update costs a selection over every pruned weight
-    assert updates == min(UPDATES, s.end_step)  # but short fine-tunes still ramp in single steps
+    assert updates >= min(UPDATES, round(0.7 * total)) // 2  # and enough of them for a ramp
     assert 0.5 * total <= s.end_step <= total or total < 3  # the ramp covers most of the fine-tune, then it recovers
 
 

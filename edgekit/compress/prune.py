@@ -66,12 +66,13 @@ def pruning_schedule(total_steps: int) -> Schedule:
 
     Example:
         >>> pruning_schedule(90)
-        Schedule(total_steps=90, begin_step=0, end_step=60, frequency=6)
+        Schedule(total_steps=90, begin_step=0, end_step=63, frequency=7)
     """
     if total_steps < 1:
         raise ConfigError(f"pruning needs at least 1 fine-tuning step; received {total_steps}.", hint="Raise --epochs.")
     end = max(1, int(round(total_steps * PRUNE_FRACTION)))
-    frequency = max(1, end // UPDATES)
+    # At most UPDATES mask updates: each one is a selection over every pruned weight.
+    frequency = max(1, -(-end // UPDATES))
     end = max(frequency, (end // frequency) * frequency)
     return Schedule(total_steps, 0, end, frequency)
 
