@@ -6,11 +6,15 @@ import pytest
 
 from edgekit.compress.prune import (
     MIN_PRUNE_WEIGHTS,
+    UPDATES,
     PruneReport,
     check_sparsity,
     measure_sparsity,
+    output_layers,
     overall_sparsity,
     prune_magnitude,
+    pruning_schedule,
+    select_pruning_wrapper,
 )
 from edgekit.errors import ConfigError, EdgekitError
 
@@ -83,6 +87,91 @@ def test_m_by_n_keeps_at_most_m_nonzeros_in_every_block_of_n(cnn, digits):
     assert checked == 3  # the 2nd and 3rd conv and the first dense; the 1st conv has 1 input channel, the head is tiny
     first = report.layers[0]  # the 1-channel input conv
     assert first.type == "Conv2D" and not first.pruned and first.sparsity == 0.0 and first.note
+
+
+@pytest.fixture(scope="module")
+def headed(tf_keras):
+    """A digits CNN whose 128->10 head (1,280 weights) is above the tiny-layer bar, behind a Softmax layer."""
+    L = tf_keras.layers
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((28, 28, 1))
+    x = L.Conv2D(8, 3, activation="relu", name="c1")(inp)  # 72 weights: tiny
+    x = L.MaxPooling2D()(x)
+    x = L.Conv2D(16, 3, activation="relu", name="c2")(x)  # 1,152 weights
+    x = L.Flatten()(x)
+    x = L.Dense(128, activation="relu", name="hidden")(x)
+    x = L.Dense(10, name="head")(x)
+    out = L.Softmax(name="probs")(x)
+    return tf_keras.Model(inp, out)
+
+
+def test_output_layer_is_found_behind_weightless_layers(headed, cnn):
+    assert output_layers(headed) == {"head"}
+    assert output_layers(cnn) == {cnn.layers[-1].name}
+
+
+def test_output_and_tiny_layers_stay_dense_by_default_and_the_rest_hits_the_target(headed, digits):
+    pruned, report = prune_magnitude(headed, digits.x, digits.y, sparsity=0.7, epochs=1)
+    rows = {r.name: r for r in measure_sparsity(pruned)}
+    notes = {r.name: r for r in report.layers}
+    assert rows["head"].zeros == 0 and not notes["head"].pruned and "output layer" in notes["head"].note
+    assert rows["c1"].zeros == 0 and not notes["c1"].pruned and "72 weights" in notes["c1"].note
+    for name in ("c2", "hidden"):  # what was pruned lands on the target, measured after strip_pruning
+        assert notes[name].pruned and abs(rows[name].sparsity - 0.7) <= 0.01, (name, rows[name].sparsity)
+    assert abs(report.achieved - 0.7) <= 0.01
+
+
+def test_recipe_switches_prune_the_output_and_tiny_layers_too(headed, digits):
+    pruned, report = prune_magnitude(headed, digits.x, digits.y, sparsity=0.7, epochs=1, prune_output=True, min_weights=0)
+    rows = {r.name: r for r in measure_sparsity(pruned)}
+    assert all(r.pruned for r in report.layers)
+    for name in ("c1", "c2", "hidden", "head"):
+        assert abs(rows[name].sparsity - 0.7) <= 0.02, (name, rows[name].sparsity)  # c1 has 72 weights: 1 weight = 1.4 points
+
+
+def test_bad_min_weights_is_refused(headed, digits):
+    with pytest.raises(ConfigError, match="min_weights=-1"):
+        prune_magnitude(headed, digits.x, digits.y, sparsity=0.5, epochs=1, min_weights=-1)
+
+
+@pytest.mark.parametrize("sparsity", [0.05, 0.5, 0.8, 0.999])
+def test_the_fast_mask_is_tfmots_mask(tf_keras, sparsity):
+    """numpy's selection finds the same threshold and mask as tfmot's full sort."""
+    import tensorflow as tf
+
+    from edgekit._tf import tfmot
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
+
+    wrapper = select_pruning_wrapper()
+    layer = wrapper(tf_keras.layers.Dense(37), pruning_schedule=tfmot().sparsity.keras.ConstantSparsity(sparsity, 0))
+    layer.build((None, 53))
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((53, 37)).astype(np.float32)
+    w[rng.random(w.shape) < 0.1] = 0.0  # ties at zero, as after an earlier mask update
+    ours = layer.pruning_obj._update_mask(tf.constant(w))
+    theirs = pruning_impl.Pruning(
+        lambda: tf.constant(1, tf.int64), layer.pruning_vars, layer.pruning_schedule, (1, 1), "AVG"
+    )._update_mask(tf.constant(w))
+    assert type(layer.pruning_obj).__name__ == "SelectPruning"
+    assert float(ours[0]) == float(theirs[0])
+    assert np.array_equal(ours[1].numpy(), theirs[1].numpy())
+
+
+@pytest.mark.parametrize("total", [1, 5, 7, 14, 20, 40, 45, 90, 100, 1000, 60000])
+def test_schedule_ramps_over_the_real_steps_with_a_bounded_number_of_mask_updates(total):
+    s = pruning_schedule(total)
+    updates = (s.end_step - s.begin_step) // s.frequency
+    assert 1 <= updates <= UPDATES  # each update costs a selection over every pruned weight
+    assert updates >= min(UPDATES, round(0.7 * total)) // 2  # and enough of them for a ramp
+    assert 0.5 * total <= s.end_step <= total or total < 3  # the ramp covers most of the fine-tune, then it recovers
+
+
+def test_frequency_is_derived_from_the_step_count_not_tfmots_default():
+    assert pruning_schedule(1000) == pruning_schedule(1000).__class__(1000, 0, 700, 70)
+    assert pruning_schedule(7).frequency == 1 and pruning_schedule(7).end_step == 5
+    assert pruning_schedule(60000).frequency == 4200  # not 100: 10 selections over 50M weights, not 420
 
 
 def test_one_of_sparsity_or_mn_is_required(cnn, digits):

@@ -529,7 +529,8 @@ class _Run:
 
             t = time.perf_counter()
             current, self.pruning = prune_magnitude(
-                current, self.train, self.train.y, sparsity=r.sparsity, mn=r.mn_pair, teacher=teacher, **self._ft()
+                current, self.train, self.train.y, sparsity=r.sparsity, mn=r.mn_pair, teacher=teacher,
+                prune_output=r.prune_output_layer, min_weights=r.prune_min_weights, **self._ft()
             )
             label = f"pruned {r.sparsity:.0%}" if r.sparsity is not None else f"pruned {r.mn}"
             rows.append(self._row(label, current, note=f"{self.pruning.achieved:.1%} of pruned weights are zero"))

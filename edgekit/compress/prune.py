@@ -6,6 +6,22 @@ at 0 % sparsity without a word. :func:`pruning_schedule` derives the schedule
 from the real number of fine-tuning steps, and :func:`measure_sparsity` checks
 what was achieved after ``strip_pruning``; :func:`check_sparsity` refuses a
 result more than one point off the request.
+
+Two costs make tfmot's own pruning unusable on big layers, and both are fixed
+here. tfmot finds each mask threshold with ``tf.math.top_k(k=size)``, a full
+descending sort of the layer's weights plus a one-hot of the same size: on a
+50M-weight Dense that is 15-160 s per mask update on 2 CPU cores, and a short
+fine-tune whose schedule updated the mask every step paid it every step.
+:func:`select_pruning_wrapper` keeps tfmot's wrapper, schedule, step counter
+and ``strip_pruning``, and computes the same threshold (the k-th largest
+magnitude, so the same mask) with numpy's O(n) selection (~1 s); and
+:func:`pruning_schedule` updates masks at most :data:`UPDATES` times.
+
+By default the layers that produce the model's outputs (the classifier head:
+few weights, every one of them matters) and kernels under
+:data:`MIN_PRUNE_WEIGHTS` weights stay dense; ``prune_output`` and
+``min_weights`` (recipe keys ``prune_output_layer``, ``prune_min_weights``)
+override that.
 """
 from __future__ import annotations
 
@@ -50,12 +66,13 @@ def pruning_schedule(total_steps: int) -> Schedule:
 
     Example:
         >>> pruning_schedule(90)
-        Schedule(total_steps=90, begin_step=0, end_step=60, frequency=6)
+        Schedule(total_steps=90, begin_step=0, end_step=63, frequency=7)
     """
     if total_steps < 1:
         raise ConfigError(f"pruning needs at least 1 fine-tuning step; received {total_steps}.", hint="Raise --epochs.")
     end = max(1, int(round(total_steps * PRUNE_FRACTION)))
-    frequency = max(1, end // UPDATES)
+    # At most UPDATES mask updates: each one is a selection over every pruned weight.
+    frequency = max(1, -(-end // UPDATES))
     end = max(frequency, (end // frequency) * frequency)
     return Schedule(total_steps, 0, end, frequency)
 
@@ -109,6 +126,8 @@ def prune_magnitude(
     sparsity: float | None = None,
     mn: tuple[int, int] | None = None,
     epochs: int,
+    prune_output: bool = False,
+    min_weights: int = MIN_PRUNE_WEIGHTS,
     batch_size: int = 32,
     learning_rate: float = 5e-4,
     output_kind: str = "probabilities",
@@ -122,6 +141,11 @@ def prune_magnitude(
     fraction) or ``mn`` ((M, N): at most M non-zeros in every N consecutive
     input-channel weights of Conv2D/Dense kernels) is given. ``model`` itself
     is not modified.
+
+    Args:
+        prune_output: also prune the layer(s) whose kernel produces a model
+            output (default: they stay dense, and the report says why).
+        min_weights: kernels with fewer weights stay dense.
 
     Example::
 
@@ -139,7 +163,11 @@ def prune_magnitude(
         raise ConfigError("prune_magnitude needs exactly one of sparsity or mn.")
     mot = tfmot()
     work = copy_model(model)
-    chosen, skipped = _choose_layers(work, audit_model(work), mn)
+    if isinstance(min_weights, bool) or not isinstance(min_weights, int) or min_weights < 0:
+        raise ConfigError(f"prune min_weights={min_weights!r} is not valid; expected an integer >= 0 (e.g. {MIN_PRUNE_WEIGHTS}).")
+    chosen, skipped = _choose_layers(
+        work, audit_model(work), mn, outputs=set() if prune_output else output_layers(work), min_weights=min_weights
+    )
     if not chosen:
         raise ConfigError(
             f"model {model.name!r} has no layer that magnitude pruning can prune"
@@ -165,9 +193,11 @@ def prune_magnitude(
         }
 
     def wrap(layer: Any) -> Any:
-        if layer.name in chosen:
+        if layer.name not in chosen:
+            return layer
+        if mn is not None:  # tfmot builds M:N masks once, at step 1, block by block: no sort to replace
             return mot.sparsity.keras.prune_low_magnitude(layer, **wrap_kwargs)
-        return layer
+        return select_pruning_wrapper()(layer, **wrap_kwargs)
 
     from edgekit._tf import tf_keras
 
@@ -211,7 +241,14 @@ def prune_magnitude(
     return stripped, report
 
 
-def _choose_layers(model: Any, audit: list[Any], mn: tuple[int, int] | None) -> tuple[set[str], dict[str, str]]:
+def _choose_layers(
+    model: Any,
+    audit: list[Any],
+    mn: tuple[int, int] | None,
+    *,
+    outputs: set[str] = frozenset(),  # type: ignore[assignment]
+    min_weights: int = MIN_PRUNE_WEIGHTS,
+) -> tuple[set[str], dict[str, str]]:
     chosen: set[str] = set()
     skipped: dict[str, str] = {}
     by_name = {layer.name: layer for layer in model.layers}
@@ -221,9 +258,15 @@ def _choose_layers(model: Any, audit: list[Any], mn: tuple[int, int] | None) -> 
             if getattr(layer, "weights", None):
                 skipped[a.name] = f"tfmot cannot prune {a.type} layers"
             continue
+        if a.name in outputs:
+            skipped[a.name] = "output layer: left dense (few weights, each one decides a class; recipe prune_output_layer = true prunes it)"
+            continue
         size = int(np.prod(layer.kernel.shape)) if hasattr(layer, "kernel") else 0
-        if 0 < size < MIN_PRUNE_WEIGHTS:
-            skipped[a.name] = f"only {size} weights: left dense (too small to matter for size, costly for accuracy)"
+        if 0 < size < min_weights:
+            skipped[a.name] = (
+                f"only {size} weights: left dense (too small to matter for size, costly for accuracy; "
+                f"recipe prune_min_weights = {min_weights})"
+            )
             continue
         if mn is not None:
             if a.type not in MN_LAYERS:
@@ -235,6 +278,87 @@ def _choose_layers(model: Any, audit: list[Any], mn: tuple[int, int] | None) -> 
                 continue
         chosen.add(a.name)
     return chosen, skipped
+
+
+def output_layers(model: Any) -> set[str]:
+    """Names of the layers whose kernel produces a model output.
+
+    Walks back from each output past layers without a kernel (Softmax,
+    Activation, Reshape, BatchNormalization...) to the Dense/Conv that computes it.
+    """
+    by_name = {layer.name: layer for layer in model.layers}
+    found: set[str] = set()
+    todo = [by_name[n] for n in getattr(model, "output_names", []) if n in by_name] or model.layers[-1:]
+    seen: set[str] = set()
+    while todo:
+        layer = todo.pop()
+        if layer.name in seen:
+            continue
+        seen.add(layer.name)
+        if _kernel(layer) is not None:
+            found.add(layer.name)
+            continue
+        for node in getattr(layer, "inbound_nodes", None) or []:
+            parents = node.inbound_layers
+            todo.extend(parents if isinstance(parents, list) else [parents])
+    return found
+
+
+_WRAPPER: Any = None
+
+
+def select_pruning_wrapper() -> type:
+    """tfmot's ``PruneLowMagnitude`` with an O(n) mask threshold (numpy selection instead of a full sort).
+
+    Same variables, schedule, step counter and ``strip_pruning`` as tfmot's
+    wrapper, and the same mask: the weights whose magnitude is at least the
+    k-th largest, k = round(size * (1 - sparsity)). tfmot finds that value by
+    sorting every weight (``top_k(k=size)``) and adds a one-hot of the layer's
+    size; on a 50M-weight layer that is tens of seconds per mask update on a
+    2-core CPU, against ~1 s for ``np.partition``. The classes subclass tfmot
+    internals (``pruning_impl.Pruning``, ``pruning_wrapper.PruneLowMagnitude``)
+    because tfmot has no public hook for the mask computation; tfmot 0.8 is in
+    maintenance, and tests compare the mask with tfmot's own.
+    """
+    global _WRAPPER
+    if _WRAPPER is not None:
+        return _WRAPPER
+    from edgekit._tf import tf, tfmot
+
+    tfl = tf()
+    tfmot()
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_wrapper
+
+    def kth_largest(flat: np.ndarray, k: np.ndarray) -> np.ndarray:
+        i = flat.size - int(k)
+        return np.asarray(np.partition(flat, i)[i], dtype=flat.dtype)
+
+    class SelectPruning(pruning_impl.Pruning):
+        def _update_mask(self, weights: Any) -> tuple[Any, Any]:
+            sparsity = self._pruning_schedule(self._step_fn())[1]
+            with tfl.name_scope("pruning_ops"):
+                magnitude = tfl.math.abs(weights)
+                size = tfl.size(magnitude)
+                k = tfl.cast(tfl.maximum(tfl.round(tfl.cast(size, tfl.float32) * (1 - sparsity)), 1), tfl.int32)
+                threshold = tfl.numpy_function(kth_largest, [tfl.reshape(magnitude, [-1]), k], magnitude.dtype, stateful=False)
+                threshold = tfl.reshape(threshold, [])
+                mask = tfl.cast(tfl.math.greater_equal(magnitude, threshold), weights.dtype)
+            return tfl.cast(threshold, weights.dtype), mask
+
+    class SelectPruneLowMagnitude(pruning_wrapper.PruneLowMagnitude):
+        def build(self, input_shape: Any) -> None:
+            super().build(input_shape)
+            self.pruning_obj = SelectPruning(
+                training_step_fn=lambda: self.pruning_step,
+                pruning_vars=self.pruning_vars,
+                pruning_schedule=self.pruning_schedule,
+                block_size=self.block_size,
+                block_pooling_type=self.block_pooling_type,
+                sparsity_m_by_n=self.sparsity_m_by_n,
+            )
+
+    _WRAPPER = SelectPruneLowMagnitude
+    return _WRAPPER
 
 
 def _kernel(layer: Any) -> np.ndarray | None:

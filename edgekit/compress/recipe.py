@@ -40,6 +40,8 @@ class Recipe:
     mn: str | None = None  # semi-structured "M:N": at most M non-zero weights in every N consecutive input channels
     structured: float | None = None  # fraction of Conv/Dense channels physically removed, in (0, 1)
     structured_norm: str = "l1"  # how filters are ranked for removal: "l1" or "l2"
+    prune_output_layer: bool = False  # sparsity/mn also prune the layer producing the output (default: left dense)
+    prune_min_weights: int = 1024  # sparsity/mn leave kernels with fewer weights dense
     # Fine-tuning (after each pruning step, and for QAT).
     epochs: int = 2  # epochs per fine-tuning phase; 0 = no fine-tuning (structured pruning only)
     batch_size: int = 32  # per replica: a step under N replicas trains on batch_size x N samples
@@ -72,6 +74,7 @@ class Recipe:
         if self.structured_norm not in NORMS:
             raise ConfigError(f"recipe structured_norm={self.structured_norm!r} is not valid; expected one of: {', '.join(NORMS)}.")
         _int("epochs", self.epochs, minimum=0)
+        _int("prune_min_weights", self.prune_min_weights, minimum=0)
         _int("batch_size", self.batch_size, minimum=1)
         _int("calibration_samples", self.calibration_samples, minimum=1)
         if self.eval_samples is not None:
@@ -90,7 +93,7 @@ class Recipe:
                 raise ConfigError(
                     f"recipe max_accuracy_drop={self.max_accuracy_drop!r} is not valid; expected top-1 points >= 0 (e.g. 1.0)."
                 )
-        for name in ("qat", "distill"):
+        for name in ("qat", "distill", "prune_output_layer"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"recipe {name}={getattr(self, name)!r} is not valid; expected true or false.")
         if not isinstance(self.description, str):
