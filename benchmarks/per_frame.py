@@ -92,6 +92,22 @@ def user_path(model_path: Path, spec: Any, threads: int, backend: Any) -> Callab
     return step
 
 
+def user_preprocess(spec: Any, info: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Only the user path's preprocessing and quantization (for the stage-by-stage figures)."""
+    import cv2
+
+    h, w = spec.input_size
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    limits = np.iinfo(info.dtype)
+
+    def step(frame: np.ndarray) -> np.ndarray:
+        img = cv2.cvtColor(cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        x = (img.astype(np.float32) * spec.scale - mean) / std
+        return np.clip(np.round(x / info.scale + info.zero_point), limits.min, limits.max).astype(info.dtype)
+
+    return step
+
+
 def float_path(predictor: Any) -> Callable[[np.ndarray], Any]:
     """Predictor's per-frame path before the fused uint8 input (float preprocessing + quantize + set_tensor)."""
     from edgekit.runtime.tensors import quantize
@@ -139,9 +155,12 @@ def measure(bundle: Path, variant: str, threads: int, frame_hw: tuple[int, int],
     prepare = predictor._pixels.prepare
     write = predictor._pixels.write
     staging = np.empty(spec.shape, np.dtype(predictor.input.dtype))
+    raw = predictor._run()
     parts: dict[str, Callable[[], Any]] = {
         "preprocess_fused": lambda: write(prepare(frame), staging),
         "preprocess_float": lambda: quantize(spec.apply(frame)[None], predictor.input),
+        "preprocess_user": lambda f=user_preprocess(spec, predictor.input): f(frame),
+        "postprocess_edgekit": lambda: predictor._topk(predictor._postprocess(raw)),
     }
     samples: dict[str, list[float]] = {k: [] for k in [*steps, *parts]}
     # Wall time minus the path's own invoke, per call: the per-frame overhead,
@@ -179,6 +198,9 @@ def measure(bundle: Path, variant: str, threads: int, frame_hw: tuple[int, int],
         "user_over_predict": round(med["user"] / med["predict"], 3),
         "float_path_over_predict": round(med["float_path"] / med["predict"], 3),
         "preprocess_float_over_fused": round(med["preprocess_float"] / med["preprocess_fused"], 2),
+        # Stages timed alone (no invoke between calls): what the path costs
+        # without the interpreter's worker threads competing for the cores.
+        "isolated_overhead_pct_of_bare": round((med["preprocess_fused"] + med["postprocess_edgekit"]) / med["bare"] * 100, 2),
     }
 
 
