@@ -443,3 +443,19 @@ def test_concurrent_atomic_writes_to_one_path_never_raise_and_leave_one_whole_fi
     assert errors == []
     assert target.read_bytes() in payloads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_the_runtime_runs_the_bytes_it_hashed(real_bundle):
+    """No re-open by path between the sha256 check and the load: the engine holds the verified bytes."""
+    import hashlib
+
+    from edgekit.runtime import Predictor
+
+    p = Predictor.from_bundle(real_bundle, target="cpu")
+    try:
+        content = p.engine._content
+        assert content is not None and hashlib.sha256(content).hexdigest() == p.plan.entry.sha256
+    finally:
+        p.close()
