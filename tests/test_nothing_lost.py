@@ -443,3 +443,34 @@ def test_concurrent_atomic_writes_to_one_path_never_raise_and_leave_one_whole_fi
     assert errors == []
     assert target.read_bytes() in payloads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_the_runtime_runs_the_bytes_it_hashed(real_bundle):
+    """No re-open by path between the sha256 check and the load: the engine holds the verified bytes."""
+    import hashlib
+
+    from edgekit.runtime import Predictor
+
+    p = Predictor.from_bundle(real_bundle, target="cpu")
+    try:
+        content = p.engine._content
+        assert content is not None and hashlib.sha256(content).hexdigest() == p.plan.entry.sha256
+    finally:
+        p.close()
+
+
+def test_class_count_in_a_mismatch_error_comes_from_the_data_not_the_spec_labels(tmp_path):
+    import shutil
+
+    from edgekit.data import check_labels, load_dataset
+    from edgekit.data.digits import DIGITS_SPEC
+    from edgekit.errors import DataError
+    from edgekit.resources import digits_dir
+
+    for n in ("0", "1"):
+        shutil.copytree(digits_dir() / n, tmp_path / "two" / n)
+    ds = load_dataset(tmp_path / "two", DIGITS_SPEC, labelled=True, class_names=[str(i) for i in range(10)])
+    with pytest.raises(DataError, match=r"holds 2 classes .* \(the class list given has 10\)"):
+        check_labels(ds, 3)

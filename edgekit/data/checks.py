@@ -44,8 +44,14 @@ def check_labels(ds: Dataset, num_outputs: int, *, min_per_class: int = 2) -> di
             if num_outputs == 1
             else "expected one class per output (or 2 classes for a single sigmoid output)"
         )
+        present = sorted({int(v) for v in ds.y}) if len(ds.y) else []
+        if len(present) != k:  # the class list came from elsewhere (the spec's labels): say what the data holds
+            found = [ds.class_names[i] for i in present if 0 <= i < k]
+            what = f"holds {len(present)} classes {_names(found)} (the class list given has {k})"
+        else:
+            what = f"has {k} classes {_names(ds.class_names)}"
         raise DataError(
-            f"data set {ds.source} has {k} classes {_names(ds.class_names)} but the model outputs {num_outputs} "
+            f"data set {ds.source} {what} but the model outputs {num_outputs} "
             f"value{'s' if num_outputs != 1 else ''}; {expected}.",
             hint="Use data with the model's classes, or pass class_names in the model's order.",
         )

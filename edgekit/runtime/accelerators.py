@@ -245,6 +245,7 @@ def _attempts(
     threads: int,
     delegate: str | None,
     prefs: DevicePrefs | None,
+    content: bytes | None = None,
 ) -> list[tuple[str, Opener]]:
     """The ways to run ``entry`` as intended, best first: (description, engine opener)."""
     kind = kind_of(entry)
@@ -258,18 +259,18 @@ def _attempts(
             if why:
                 raise EngineUnavailable(f"delegate {lib} was not loaded: {why}")
             d = load_delegate(backend, lib, options)
-            return InterpreterEngine(path, backend, threads=threads, delegates=[d], accelerator=accel)
+            return InterpreterEngine(path, backend, threads=threads, delegates=[d], accelerator=accel, content=content)
 
         return open_
 
     if delegate:
         return [(f"delegate {delegate}", with_delegate(delegate, kind if kind != "cpu" else "delegate"))]
     if kind == "cpu":
-        return [(f"CPU, {threads} threads", lambda: InterpreterEngine(path, backend, threads=threads, accelerator="cpu"))]
+        return [(f"CPU, {threads} threads", lambda: InterpreterEngine(path, backend, threads=threads, accelerator="cpu", content=content))]
     if kind == "gpu":
         # CompiledModelEngine checks the CPU before LiteRT loads its GPU library.
         ways: list[tuple[str, Opener]] = [
-            ("LiteRT GPU accelerator", lambda: CompiledModelEngine(path, backend, accelerator="gpu", threads=threads))
+            ("LiteRT GPU accelerator", lambda: CompiledModelEngine(path, backend, accelerator="gpu", threads=threads, content=content))
         ]
         names = prefs.gpu_libraries if prefs else GPU_DELEGATE_LIBRARIES
         lib = find_first(names)
@@ -301,9 +302,12 @@ def _try(entry: ArtifactEntry, bundle: Bundle, backend: LoadedBackend, threads: 
     why = _runnable(entry)
     if why:
         return None, why
-    path = bundle.artifact_path(entry)  # sha256 checked here: IntegrityError is never a fallback
+    # sha256 checked here: IntegrityError is never a fallback. The engines load
+    # these very bytes, so what runs is what was hashed.
+    content = bundle.artifact_bytes(entry)
+    path = bundle.artifact_path(entry, verify=False)
     reasons = []
-    for via, opener in _attempts(entry, path, backend, threads, delegate, prefs):
+    for via, opener in _attempts(entry, path, backend, threads, delegate, prefs, content):
         try:
             return opener(), via
         except EngineUnavailable as e:
@@ -398,9 +402,10 @@ def _fall_back(bundle, backend, wanted: ArtifactEntry, target: str, reason: str,
             fallback = wanted
         else:
             raise TargetError(f"target {target!r} cannot run here ({reason}) and the bundle has no CPU artifact to fall back to.")
-    path = bundle.artifact_path(fallback)
+    content = bundle.artifact_bytes(fallback)
+    path = bundle.artifact_path(fallback, verify=False)
     try:
-        engine = InterpreterEngine(path, backend, threads=threads, accelerator="cpu")
+        engine = InterpreterEngine(path, backend, threads=threads, accelerator="cpu", content=content)
     except EngineUnavailable as e:
         raise TargetError(f"target {target!r} cannot run here ({reason}), and the CPU fallback failed too: {e}.") from e
     message = f"{target} unavailable: {reason}; running {fallback.file} on the CPU instead"

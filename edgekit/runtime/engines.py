@@ -61,11 +61,16 @@ def load_delegate(backend: LoadedBackend, library: str, options: dict | None = N
     raise EngineUnavailable(f"delegate {library} could not be loaded: {detail}")
 
 
-def read_io(backend: LoadedBackend, path: str | Path) -> tuple[TensorInfo, TensorInfo]:
+def _model_source(path: str | Path, content: bytes | None) -> dict[str, Any]:
+    # The bytes whose sha256 was checked, when given: re-opening the path could read another file.
+    return {"model_content": content} if content is not None else {"model_path": str(path)}
+
+
+def read_io(backend: LoadedBackend, path: str | Path, content: bytes | None = None) -> tuple[TensorInfo, TensorInfo]:
     """The artifact's single input and output, read without allocating it."""
     with captured_stderr():
         try:
-            interp = backend.Interpreter(model_path=str(path))
+            interp = backend.Interpreter(**_model_source(path, content))
         except Exception as e:  # noqa: BLE001 - ValueError/RuntimeError from the C++ loader
             raise EngineUnavailable(f"{Path(path).name} is not a loadable model: {first_line(e)}") from None
     ins, outs = interp.get_input_details(), interp.get_output_details()
@@ -85,15 +90,17 @@ class InterpreterEngine:
         threads: int | None = None,
         delegates: Sequence[Any] = (),
         accelerator: str = "cpu",
+        content: bytes | None = None,
     ):
         self.path = Path(path)
+        self._content = content  # the verified bytes (kept alive as long as the interpreter)
         self.accelerator = accelerator
         self.backend = backend
         self._delegates = list(delegates)  # keep them alive as long as the interpreter
         with captured_stderr() as cap:
             try:
                 self._interp = backend.Interpreter(
-                    model_path=str(self.path),
+                    **_model_source(self.path, content),
                     num_threads=threads,
                     experimental_delegates=self._delegates or None,
                 )
@@ -151,7 +158,10 @@ class CompiledModelEngine:
     same file: ``CompiledModel`` reports names, dtypes and shapes only.
     """
 
-    def __init__(self, path: str | Path, backend: LoadedBackend, *, accelerator: str = "gpu", threads: int | None = None):
+    def __init__(
+        self, path: str | Path, backend: LoadedBackend, *, accelerator: str = "gpu", threads: int | None = None,
+        content: bytes | None = None,
+    ):
         if backend.name != "ai_edge_litert":
             raise EngineUnavailable(f"LiteRT's {accelerator.upper()} accelerator needs the ai_edge_litert backend, not {backend.name}")
         from edgekit.runtime.cpu_features import litert_gpu_cpu_problem
@@ -170,12 +180,16 @@ class CompiledModelEngine:
         self.path = Path(path)
         self.accelerator = accelerator
         self.backend = backend
-        self.input, self.output = read_io(backend, self.path)
+        self._content = content
+        self.input, self.output = read_io(backend, self.path, content)
         options = cm.Options(hardware_accelerators=flags[accelerator], cpu_options=cm.CpuOptions(num_threads=threads or 0))
         failure = None
         with captured_stderr() as cap:
             try:
-                self._model = cm.CompiledModel.from_file(str(self.path), options=options)
+                self._model = (
+                    cm.CompiledModel.from_buffer(content, options=options) if content is not None
+                    else cm.CompiledModel.from_file(str(self.path), options=options)
+                )
                 self._inputs = self._model.create_input_buffers(0)
                 self._outputs = self._model.create_output_buffers(0)
             except Exception as e:  # noqa: BLE001 - RuntimeError with a C++ source location; the reason is on stderr
