@@ -17,7 +17,7 @@ def _model(tf_keras, tmp_path, activation):
 
     L = tf_keras.layers
     tf_keras.utils.set_random_seed(0)
-    act = {"leaky": L.LeakyReLU(0.1), "elu": L.ELU()}[activation]
+    act = {"leaky": L.LeakyReLU(0.1), "elu": L.Activation("elu")}[activation]
     model = tf_keras.Sequential([
         tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, strides=2), act, L.Conv2D(4, 3, strides=2, activation="relu"),
         L.Flatten(), L.Dense(10, activation="softmax"),
