@@ -47,6 +47,7 @@ def test_a_split_edgetpu_graph_is_one_warning_line(tf_keras, tmp_path, monkeypat
     r = _compress(_model(tf_keras, tmp_path, "leaky"), tmp_path / "b", "edgetpu")
     assert r.exit_code == 0, r.output
     assert "per-layer quantization error report unavailable: RuntimeError" in r.output
+    assert "peak memory of this process after each phase: load " in r.output
     lines = [line for line in r.output.splitlines() if line.startswith("warning: edgetpu:")]
     assert len(lines) == 1 and "graph splits at op #2 LEAKY_RELU" in lines[0] and "ops on Edge TPU, the rest on CPU" in lines[0]
 

@@ -272,6 +272,7 @@ def compress(
     )
     train, held = split_dataset(ds, holdout=rcp.holdout, seed=rcp.seed)
     timings["load"] = time.perf_counter() - t0
+    peaks: dict[str, float | None] = {"load": _peak_rss_mb()}
     data_report = {
         "source": str(data),
         "samples": len(ds),
@@ -285,6 +286,7 @@ def compress(
     state = _Run(loaded.model, train, held, len(labels), output_kind, rcp, prog, timings)
     rows = state.run()
     notes.extend(state.notes)
+    peaks["fine_tune"] = _peak_rss_mb()
 
     t = time.perf_counter()
     rep = _representative(train, rcp, prog)
@@ -296,10 +298,12 @@ def compress(
     except Exception as e:  # noqa: BLE001 - the debug report is informative; a failure must not cost the run
         notes.append(f"per-layer quantization error report unavailable: {first_line(e, limit=200)}")
     timings["layer_errors"] = time.perf_counter() - t
+    peaks["layer_errors"] = _peak_rss_mb()
 
     t = time.perf_counter()
     budget, final_model, fallback = state.budget(profiles, rep, errors)
     timings["budget"] = time.perf_counter() - t
+    peaks["budget"] = _peak_rss_mb()
     if budget is not None and not budget.met:
         notes.append(budget.message)
     from edgekit.compress.evaluate import add_drops
@@ -344,12 +348,21 @@ def compress(
         progress=prog,
     )
     timings["build"] = time.perf_counter() - t
+    peaks["build"] = _peak_rss_mb()
+    # The process's peak resident memory after each phase (MiB): where it rises is where the peak was reached.
+    reports["peak_rss_mb"] = {k: (None if v is None else round(v)) for k, v in peaks.items()}
     for stage, seconds in build.timings.items():
         if stage != "total":
             timings[f"build.{stage}"] = seconds
     rows = list(build.bundle.manifest.variants)  # the Keras rows, then one per shipped artifact
     timings["total"] = time.perf_counter() - t0
     return CompressResult(build.path, rcp, rows, reports, notes, {k: round(v, 2) for k, v in timings.items()}, build)
+
+
+def _peak_rss_mb() -> float | None:
+    from edgekit.bench.measure import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:
