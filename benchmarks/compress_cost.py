@@ -58,7 +58,8 @@ def _popen_rss(tree: Path, model: Path, data: Path, out: Path) -> dict:
            "--out", str(out), "--preprocess", "symmetric", "--targets", "cpu,gpu,edgetpu", "--json"]
     with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=so, stderr=se, text=True)
+        # cwd=tree: `python -c` puts the working directory first on sys.path, before PYTHONPATH
+        proc = subprocess.Popen(cmd, env=env, stdout=so, stderr=se, text=True, cwd=tree)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)

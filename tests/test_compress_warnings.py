@@ -17,7 +17,7 @@ def _model(tf_keras, tmp_path, activation):
 
     L = tf_keras.layers
     tf_keras.utils.set_random_seed(0)
-    act = {"leaky": L.LeakyReLU(0.1), "elu": L.ELU()}[activation]
+    act = {"leaky": L.LeakyReLU(0.1), "elu": L.Activation("elu")}[activation]
     model = tf_keras.Sequential([
         tf_keras.Input((28, 28, 1)), L.Conv2D(4, 3, strides=2), act, L.Conv2D(4, 3, strides=2, activation="relu"),
         L.Flatten(), L.Dense(10, activation="softmax"),
@@ -47,6 +47,7 @@ def test_a_split_edgetpu_graph_is_one_warning_line(tf_keras, tmp_path, monkeypat
     r = _compress(_model(tf_keras, tmp_path, "leaky"), tmp_path / "b", "edgetpu")
     assert r.exit_code == 0, r.output
     assert "per-layer quantization error report unavailable: RuntimeError" in r.output
+    assert "peak memory of this process after each phase: load " in r.output
     lines = [line for line in r.output.splitlines() if line.startswith("warning: edgetpu:")]
     assert len(lines) == 1 and "graph splits at op #2 LEAKY_RELU" in lines[0] and "ops on Edge TPU, the rest on CPU" in lines[0]
 

@@ -173,6 +173,10 @@ def render(result: Any) -> None:
     for note in result.notes:
         console.print(f"[yellow]note[/]: {note}", soft_wrap=True)
     console.print(f"[dim]time: {phase_line(result.timings)}[/]", soft_wrap=True)
+    peaks = result.reports.get("peak_rss_mb") or {}
+    if any(v is not None for v in peaks.values()):
+        shown = " · ".join(f"{k.replace('_', ' ')} {v:,} MB" for k, v in peaks.items() if v is not None)
+        console.print(f"[dim]peak memory of this process after each phase: {shown}[/]", soft_wrap=True)
 
 
 def delta_points(drop: float | None) -> str:

@@ -332,6 +332,7 @@ def compress(
     if rcp.eval_samples is not None and rcp.eval_samples < len(held):
         held = sample_stratified(held, rcp.eval_samples, seed=rcp.seed)
     timings["load"] = time.perf_counter() - t0
+    peaks: dict[str, float | None] = {"load": _peak_rss_mb()}
     data_report = {
         "source": str(data),
         "samples": len(ds),
@@ -352,6 +353,7 @@ def compress(
     chance = chance_warning(rows[0]["top1"], len(labels), len(held), spec_source)
     if chance:
         notes.insert(0, chance)
+    peaks["fine_tune"] = _peak_rss_mb()
 
     t = time.perf_counter()
     rep = _representative(train, rcp, prog)
@@ -365,11 +367,13 @@ def compress(
         notes.append(f"per-layer quantization error report unavailable: {first_line(e, limit=200)}")
     timings["layer_errors"] = time.perf_counter() - t
     checkpoint()
+    peaks["layer_errors"] = _peak_rss_mb()
 
     t = time.perf_counter()
     budget, final_model, fallback = state.budget(profiles, rep, errors)
     timings["budget"] = time.perf_counter() - t
     checkpoint()
+    peaks["budget"] = _peak_rss_mb()
     if budget is not None and not budget.met:
         notes.append(budget.message)
     from edgekit.compress.evaluate import add_drops
@@ -414,6 +418,9 @@ def compress(
         progress=prog,
     )
     timings["build"] = time.perf_counter() - t
+    peaks["build"] = _peak_rss_mb()
+    # The process's peak resident memory after each phase (MiB): where it rises is where the peak was reached.
+    reports["peak_rss_mb"] = {k: (None if v is None else round(v)) for k, v in peaks.items()}
     for stage, seconds in build.timings.items():
         if stage != "total":
             timings[f"build.{stage}"] = seconds
@@ -446,6 +453,12 @@ def chance_warning(top1: float, classes: int, n: int, spec_source: str) -> str |
         f"({p0:.1%}); every variant below inherits that. The preprocessing ({spec_source}) probably differs from what "
         "the model was trained with, or the data is not what it was trained on."
     )
+
+
+def _peak_rss_mb() -> float | None:
+    from edgekit.bench.measure import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:
