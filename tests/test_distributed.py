@@ -20,6 +20,7 @@ from edgekit.cli import app
 from edgekit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.build  # TensorFlow in every test
 
 _SCRIPT = textwrap.dedent(
     """
