@@ -20,6 +20,7 @@ from edgekit.cli import app
 from edgekit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.build  # TensorFlow in every test
 
 _SCRIPT = textwrap.dedent(
     """
@@ -32,16 +33,16 @@ _SCRIPT = textwrap.dedent(
     tfm.config.set_logical_device_configuration(cpu, [tfm.config.LogicalDeviceConfiguration()] * 2)
     keras = tf_keras()
 
-    from edgekit.compile.convert import convert_model
+    from edgekit.bundle import verify_bundle
+    from edgekit.compress import compress
     from edgekit.compress.distribute import resolve_strategy
-    from edgekit.compress.evaluate import tflite_row
     from edgekit.compress.finetune import copy_model, fine_tune
     from edgekit.compress.prune import prune_magnitude
-    from edgekit.compress.qat import quantize_aware
-    from edgekit.data import load_digits, sample_stratified, split_dataset
-    from edgekit.profiles import resolve_targets
+    from edgekit.data import load_digits, sample_stratified
+    from edgekit.data.digits import DIGITS_SPEC
+    from edgekit.resources import digits_dir
 
-    train, held = split_dataset(sample_stratified(load_digits(), 300, seed=0), holdout=0.2, seed=0)
+    train = sample_stratified(load_digits(), 240, seed=0)
     keras.utils.set_random_seed(0)
     # No BatchNorm: each replica would normalise with its own half-batch statistics.
     model = keras.Sequential([
@@ -52,30 +53,38 @@ _SCRIPT = textwrap.dedent(
         keras.layers.Dense(10, activation="softmax"),
     ])
     ft = dict(epochs=2, learning_rate=1e-3, output_kind="probabilities", seed=0)
-    profile = resolve_targets(["cpu"], None)[0]
-    rep = train.read(np.arange(40))
     out = {}
 
     def run(training, per_replica):
-        with training.scope():  # copy, tfmot wrappers, compile and fit all under the strategy
+        with training.scope():  # the copy, tfmot's wrappers, compile and fit all under the strategy
             plain = copy_model(model)
             loss = fine_tune(plain, train, batch_size=training.global_batch(per_replica), **ft)["loss"]
-            pruned, report = prune_magnitude(model, train, train.y, sparsity=0.5, batch_size=training.global_batch(per_replica), **{**ft, "epochs": 1})
-            qat, _ = quantize_aware(pruned, train, train.y, preserve_sparsity=True, batch_size=training.global_batch(per_replica), **{**ft, "epochs": 1})
-        # Converted and scored outside the scope, as compress does.
-        content = convert_model(qat, profile, rep).content
-        top1 = tflite_row("int8", content, held, num_classes=10, target="cpu")["top1"]
-        return {
+            _, report = prune_magnitude(model, train, train.y, sparsity=0.5, batch_size=training.global_batch(per_replica), **{**ft, "epochs": 1})
+        return plain, {
             "replicas": training.replicas,
             "variable": type(plain.weights[0]).__name__,
             "loss": loss,
             "weights": [w.tolist() for w in plain.get_weights()],
             "sparsity": report.achieved,
-            "int8_top1": top1,
         }
 
-    out["single"] = run(resolve_strategy("none"), 32)
-    out["mirrored"] = run(resolve_strategy("mirrored"), 16)  # 2 replicas x 16 = the same global batch of 32
+    mirrored_strategy = resolve_strategy("mirrored")
+    tuned, out["single"] = run(resolve_strategy("none"), 32)
+    _, out["mirrored"] = run(mirrored_strategy, 16)  # 2 replicas x 16 = the same global batch of 32
+
+    # End to end: compress builds pruning + PQAT under the strategy, converts and scores outside it.
+    work = sys.argv[1]
+    tuned.save(f"{work}/cnn.h5")
+    with open(f"{work}/cnn.h5.preprocess.json", "w") as f:
+        json.dump({"preprocess": DIGITS_SPEC.to_dict(), "labels": [str(i) for i in range(10)]}, f)
+    result = compress(
+        f"{work}/cnn.h5", digits_dir(), f"{work}/bundle", strategy="mirrored", progress=False,
+        overrides={"sparsity": 0.5, "epochs": 1, "batch_size": 16, "calibration_samples": 32, "eval_samples": 150,
+                   "max_accuracy_drop": 100.0, "targets": ("cpu",)},
+    )
+    verify_bundle(result.bundle)
+    out["compress"] = {"fine_tuning": result.reports["data"]["fine_tuning"], "held_out": result.reports["data"]["held_out"],
+                       "rows": {v["variant"]: v["top1"] for v in result.variants}, "n": [v["n"] for v in result.variants]}
     print("RESULT " + json.dumps(out))
     """
 )
@@ -89,7 +98,7 @@ def test_mirrored_strategy_over_two_cpus_matches_one_device(tmp_path):
     script.write_text(_SCRIPT, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert proc.returncode == 0 and line, proc.stderr[-3000:]
     res = json.loads(line[len("RESULT "):])
@@ -101,10 +110,16 @@ def test_mirrored_strategy_over_two_cpus_matches_one_device(tmp_path):
     assert abs(single["loss"] - mirrored["loss"]) < 1e-4
     for a, b in zip(single["weights"], mirrored["weights"]):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
-    # tfmot's wrappers trained under the strategy reach the schedule's sparsity; QAT converts and scores.
+    # tfmot's pruning wrappers trained under the strategy reach the schedule's sparsity.
     assert abs(mirrored["sparsity"] - 0.5) < 0.01 and abs(single["sparsity"] - 0.5) < 0.01
-    assert abs(single["int8_top1"] - mirrored["int8_top1"]) <= 0.03
-    assert mirrored["int8_top1"] > 0.5
+    # compress --strategy mirrored: per-replica batch 16 on 2 replicas, every variant scored on the capped split.
+    c = res["compress"]
+    assert c["fine_tuning"]["strategy"] == "mirrored" and c["fine_tuning"]["replicas"] == 2
+    assert c["fine_tuning"]["batch_per_replica"] == 16 and c["fine_tuning"]["global_batch"] == 32
+    assert c["held_out"] == 150 and set(c["n"]) == {150}
+    rows = c["rows"]
+    assert set(rows) >= {"float", "pruned 50%", "PQAT", "cpu int8 .tflite"}
+    assert rows["cpu int8 .tflite"] > 0.5 and abs(rows["cpu int8 .tflite"] - rows["PQAT"]) <= 0.05
 
 
 def test_strategy_names_and_tf_config_are_checked(monkeypatch):

@@ -31,6 +31,11 @@ from typing import Any, Iterator
 from edgekit.errors import ConfigError
 
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+# One strategy object per kind and process: two MirroredStrategy objects over the
+# same devices issue collectives with clashing instance keys (TF aborts the step
+# with "Shape mismatch in the collective instance"), and TF allows only one
+# MultiWorkerMirroredStrategy per process.
+_MADE: dict[str, "Training"] = {}
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Training:
 
 
 def resolve_strategy(name: str = "auto") -> Training:
-    """The strategy called ``name`` (see :data:`STRATEGIES`), created now.
+    """The strategy called ``name`` (see :data:`STRATEGIES`), created on first use and reused after.
 
     Args:
         name: "auto" (TF_CONFIG with several workers -> multiworker; more than one
@@ -99,12 +104,16 @@ def resolve_strategy(name: str = "auto") -> Training:
         why = "asked for"
     if name == "none":
         return Training("none", 1, ["GPU:0" if n_gpus else "CPU:0"], why)
+    if name in _MADE:
+        made = _MADE[name]
+        return Training(made.name, made.replicas, made.devices, why, made.strategy)
     if name == "mirrored":
         gpus = [d.name for d in tfm.config.list_logical_devices("GPU")]
         devices = gpus or [d.name for d in tfm.config.list_logical_devices("CPU")]
         with quiet_native_logs():
             strategy = tfm.distribute.MirroredStrategy(devices=devices)
-        return Training("mirrored", int(strategy.num_replicas_in_sync), devices, why, strategy)
+        _MADE[name] = Training("mirrored", int(strategy.num_replicas_in_sync), devices, why, strategy)
+        return _MADE[name]
     if workers == 0:
         raise ConfigError(
             "strategy 'multiworker' needs TF_CONFIG describing the cluster; it is not set.",
@@ -119,7 +128,8 @@ def resolve_strategy(name: str = "auto") -> Training:
             hint="It must be created before TensorFlow runs anything: call compress() (or resolve_strategy) first in a fresh process.",
         ) from e
     local = [d.name for d in tfm.config.list_logical_devices("GPU")] or ["CPU:0"]
-    return Training("multiworker", int(strategy.num_replicas_in_sync), local, why, strategy)
+    _MADE[name] = Training("multiworker", int(strategy.num_replicas_in_sync), local, why, strategy)
+    return _MADE[name]
 
 
 def _tf_config_workers() -> int:

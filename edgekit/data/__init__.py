@@ -1,10 +1,12 @@
-"""Data sets for edgekit: image folders and ``.npz`` files, preprocessed with a spec.
+"""Data sets for edgekit: image folders and ``.npz`` files, read lazily and preprocessed with a spec.
 
-Every loader returns a :class:`Dataset` (float32 ``x`` already preprocessed with
-a :class:`~edgekit.preprocess.PreprocessSpec`, int64 ``y``). Splits and samples
-are deterministic and stratified. To support a new on-disk format, add a
-module with a ``load_<format>(path, spec, *, labelled, class_names)`` function
-and route to it in :mod:`edgekit.data.load`.
+Every loader returns a :class:`Dataset`: the file list (or memory-mapped
+array), int64 labels and class names, with images decoded and preprocessed by
+the shared :class:`~edgekit.preprocess.PreprocessSpec` only when a consumer
+reads them, in batches (:meth:`Dataset.batches`). Splits and samples are
+deterministic, stratified index lists. To support a new on-disk format, add a
+:class:`~edgekit.data.source.Source` and a ``load_<format>(path, spec, *,
+labelled, class_names)`` function, and route to it in :mod:`edgekit.data.load`.
 
     from edgekit.data import load_dataset, split_dataset
     from edgekit.data.digits import DIGITS_SPEC
@@ -12,6 +14,8 @@ and route to it in :mod:`edgekit.data.load`.
 
     ds = load_dataset(digits_dir(), DIGITS_SPEC)
     train, held_out = split_dataset(ds, holdout=0.2, seed=0)
+    for batch in held_out.batches(64):  # float32 (<=64, 28, 28, 1), decoded on demand
+        ...
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def load_dataset(
             names or stored names must agree with it.
 
     Returns:
-        A :class:`Dataset` with ``x`` of shape ``(N, *spec.shape)``.
+        A :class:`Dataset` whose samples (decoded on demand) have ``ds.shape == (N, *spec.shape)``.
 
     Raises:
         DataError: missing path, no usable images, or inconsistent arrays.
