@@ -208,7 +208,11 @@ install() {
     local -a clean=(env -i HOME="$SCRATCH/home" PATH="$VENV/bin:/usr/bin:/bin" PIP_CONFIG_FILE=/dev/null
         PIP_NO_CACHE_DIR=1 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt)
     mkdir -p "$SCRATCH/home"
-    "${clean[@]}" "$VENV/bin/python" -m ensurepip
+    # pip from Debian's own wheel, run straight from the .whl: ensurepip's
+    # copy2 calls listxattr, which qemu-user does not map under -L (trixie).
+    local pipwhl
+    pipwhl=$(ls "$SYSROOT"/usr/share/python-wheels/pip-*.whl | head -1)
+    "${clean[@]}" "$VENV/bin/python" "$pipwhl/pip" install --isolated -q --no-index "$pipwhl"
     "${clean[@]}" "$VENV/bin/python" -m pip install --isolated -q --only-binary=:all: "$whl[runtime]" pytest
     "${clean[@]}" "$VENV/bin/python" -m pip list --isolated 2>/dev/null | tee "$SCRATCH/pip-list.txt"
     if "${clean[@]}" "$VENV/bin/python" -c 'import tensorflow' 2>/dev/null; then
