@@ -4,8 +4,9 @@ Also the split between the build side and the device side. A test is marked
 ``build`` (needs TensorFlow, tf_keras, tfmot) automatically when it, or any
 fixture it uses, needs them: it uses a TensorFlow fixture below, its module
 imports build-side code (``edgekit.compile``, ``compress``, ``intake``, ...),
-its own or a fixture's body imports it, or it runs a build-side CLI command
-(``compress``, ``quickstart``, ``example``, ``inspect``). New test files need
+its own or a fixture's body imports it or runs a build-side CLI command
+(``compress``, ``quickstart``, ``example``, ``inspect``), or either calls a
+helper function of its module that does (or calls one that does). New test files need
 no marker of their own. ``pytest -m "not build"`` is the device-side suite (a
 Raspberry Pi, a Jetson); where TensorFlow is not importable, ``build`` tests
 are skipped with that reason instead of failing. The runtime tests' bundle
@@ -81,11 +82,40 @@ def source_needs_build(src: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+def _build_helpers(path: str) -> frozenset[str]:
+    """A test module's top-level functions (helpers, fixtures) that need the build side, directly or via each other."""
+    try:
+        src = Path(path).read_text()
+        tree = ast.parse(src)
+    except (OSError, SyntaxError):
+        return frozenset()
+    funcs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    uses = {name: {x.id for x in ast.walk(node) if isinstance(x, ast.Name)} for name, node in funcs.items()}
+    build = {name for name, node in funcs.items() if source_needs_build(ast.get_source_segment(src, node) or "")}
+    grown = True
+    while grown:
+        more = {name for name, used in uses.items() if name not in build and used & build}
+        build |= more
+        grown = bool(more)
+    return frozenset(build)
+
+
+@functools.lru_cache(maxsize=None)
 def _function_needs_build(func) -> bool:
     try:
-        return source_needs_build(inspect.getsource(func))
+        src = inspect.getsource(func)
+        path = inspect.getsourcefile(func)
     except (OSError, TypeError):
         return False
+    if source_needs_build(src):
+        return True
+    # It calls a helper of its module that needs the build side (e.g. one that trains a model).
+    helpers = _build_helpers(path) if path else frozenset()
+    try:
+        names = {x.id for x in ast.walk(ast.parse(textwrap.dedent(src))) if isinstance(x, ast.Name)}
+    except SyntaxError:
+        return False
+    return bool(names & helpers)
 
 
 def needs_build_side(item: pytest.Item) -> bool:

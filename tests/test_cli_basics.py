@@ -79,6 +79,7 @@ def test_every_lazy_export_resolves():
         edgekit.no_such_thing  # noqa: B018
 
 
+@pytest.mark.build  # the error under test is the build side's (TensorFlow present, tfmot missing)
 def test_missing_extra_names_the_install_command():
     code = (
         "import sys\n"

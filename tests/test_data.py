@@ -1,6 +1,7 @@
 """Data sets: image folders, .npz, the bundled digits, splits and checks (no TensorFlow here)."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 import warnings
@@ -269,7 +270,8 @@ def test_bundled_digits_load_fast_and_complete():
     start = time.perf_counter()
     ds = load_dataset(digits_dir(), DIGITS_SPEC)
     elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"loading the digits took {elapsed:.2f} s"
+    # A slow board or an emulated one (tools/emulated_pi.sh) stretches the bound with EDGEKIT_TEST_TIME_SCALE.
+    assert elapsed < 2.0 * float(os.environ.get("EDGEKIT_TEST_TIME_SCALE", "1")), f"loading the digits took {elapsed:.2f} s"
     assert ds.x.shape == (1797, 28, 28, 1) and ds.skipped == []
     assert ds.class_names == [str(i) for i in range(10)]
     assert ds.class_counts() == {"0": 178, "1": 182, "2": 177, "3": 183, "4": 181,

@@ -166,12 +166,12 @@ def machine_arch() -> str:
 
 def _getauxval(key: int) -> int | None:
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.getauxval
-    except (OSError, AttributeError):  # musl without getauxval, not Linux
+        # The running process's own symbols include libc's: no library search (ctypes.util
+        # would spawn ldconfig/gcc, which is slow on a Pi and absent in some images).
+        fn = ctypes.CDLL(None, use_errno=True).getauxval
+    except (OSError, AttributeError):  # a libc without getauxval, not Linux
         return None
     fn.restype = ctypes.c_ulong
     fn.argtypes = [ctypes.c_ulong]
