@@ -129,6 +129,13 @@ def test_recipe_switches_prune_the_output_and_tiny_layers_too(headed, digits):
         assert abs(rows[name].sparsity - 0.7) <= 0.02, (name, rows[name].sparsity)  # c1 has 72 weights: 1 weight = 1.4 points
 
 
+def test_the_recipe_default_is_the_pruners_default():
+    from edgekit.compress.recipe import recipe_defaults
+
+    assert recipe_defaults()["prune_min_weights"] == MIN_PRUNE_WEIGHTS
+    assert recipe_defaults()["prune_output_layer"] is False
+
+
 def test_bad_min_weights_is_refused(headed, digits):
     with pytest.raises(ConfigError, match="min_weights=-1"):
         prune_magnitude(headed, digits.x, digits.y, sparsity=0.5, epochs=1, min_weights=-1)
