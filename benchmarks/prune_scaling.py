@@ -143,7 +143,8 @@ def main() -> None:
     # One mask computation on the 50M-weight kernel, each way, at 80 % (what one update costs).
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
 
-    layer = next(l for l in pruned.layers if getattr(l, "name", "") == "prune_low_magnitude_big")
+    print(json.dumps(result, indent=2), flush=True)  # the training figures, before the slow part
+    layer = next(l for l in pruned.layers if getattr(getattr(l, "layer", None), "name", "") == "big")
     kernel = layer.pruning_vars[0][0]
     final = mot.sparsity.keras.ConstantSparsity(args.sparsity, 0)
     ours = type(layer.pruning_obj)(lambda: tfl.constant(1, tfl.int64), layer.pruning_vars, final, (1, 1), "AVG")

@@ -129,13 +129,21 @@ def test_recipe_switches_prune_the_output_and_tiny_layers_too(headed, digits):
         assert abs(rows[name].sparsity - 0.7) <= 0.02, (name, rows[name].sparsity)  # c1 has 72 weights: 1 weight = 1.4 points
 
 
+def test_the_recipe_default_is_the_pruners_default():
+    from edgekit.compress.recipe import recipe_defaults
+
+    assert recipe_defaults()["prune_min_weights"] == MIN_PRUNE_WEIGHTS
+    assert recipe_defaults()["prune_output_layer"] is False
+
+
 def test_bad_min_weights_is_refused(headed, digits):
     with pytest.raises(ConfigError, match="min_weights=-1"):
         prune_magnitude(headed, digits.x, digits.y, sparsity=0.5, epochs=1, min_weights=-1)
 
 
+@pytest.mark.parametrize("zeros", [0.1, 0.79])  # ties at zero, as after an earlier mask update
 @pytest.mark.parametrize("sparsity", [0.05, 0.5, 0.8, 0.999])
-def test_the_fast_mask_is_tfmots_mask(tf_keras, sparsity):
+def test_the_fast_mask_is_tfmots_mask(tf_keras, sparsity, zeros):
     """numpy's selection finds the same threshold and mask as tfmot's full sort."""
     import tensorflow as tf
 
@@ -149,7 +157,7 @@ def test_the_fast_mask_is_tfmots_mask(tf_keras, sparsity):
     layer.build((None, 53))
     rng = np.random.default_rng(1)
     w = rng.standard_normal((53, 37)).astype(np.float32)
-    w[rng.random(w.shape) < 0.1] = 0.0  # ties at zero, as after an earlier mask update
+    w[rng.random(w.shape) < zeros] = 0.0
     ours = layer.pruning_obj._update_mask(tf.constant(w))
     theirs = pruning_impl.Pruning(
         lambda: tf.constant(1, tf.int64), layer.pruning_vars, layer.pruning_schedule, (1, 1), "AVG"

@@ -128,6 +128,8 @@ def test_valid_mn_is_normalised(value, pair):
         ({"distill_alpha": 1.5}, "distill_alpha"),
         ({"structured_norm": "l3"}, "structured_norm"),
         ({"qat": "yes"}, "qat"),
+        ({"prune_output_layer": "yes"}, "prune_output_layer"),
+        ({"prune_min_weights": -1}, "prune_min_weights=-1"),
         ({"targets": []}, "targets"),
         ({"targets": ["cpu", "cpu"]}, "twice"),
     ],

@@ -14,7 +14,8 @@ descending sort of the layer's weights plus a one-hot of the same size: on a
 fine-tune whose schedule updated the mask every step paid it every step.
 :func:`select_pruning_wrapper` keeps tfmot's wrapper, schedule, step counter
 and ``strip_pruning``, and computes the same threshold (the k-th largest
-magnitude, so the same mask) with numpy's O(n) selection (~1 s); and
+magnitude, so the same mask) with numpy's O(n) selection over the non-zero
+magnitudes (~1-2 s); and
 :func:`pruning_schedule` updates masks at most :data:`UPDATES` times.
 
 By default the layers that produce the model's outputs (the classifier head:
@@ -330,8 +331,13 @@ def select_pruning_wrapper() -> type:
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_wrapper
 
     def kth_largest(flat: np.ndarray, k: np.ndarray) -> np.ndarray:
-        i = flat.size - int(k)
-        return np.asarray(np.partition(flat, i)[i], dtype=flat.dtype)
+        # Select among the non-zeros: after the first update most magnitudes are exactly 0, and
+        # numpy's introselect over that many ties is ~30x slower (57 s vs 1.9 s on 50M weights).
+        nonzero = flat[flat > 0]
+        if int(k) > nonzero.size:  # the k-th largest magnitude is 0: tfmot's mask keeps everything
+            return np.zeros((), dtype=flat.dtype)
+        i = nonzero.size - int(k)
+        return np.asarray(np.partition(nonzero, i)[i], dtype=flat.dtype)
 
     class SelectPruning(pruning_impl.Pruning):
         def _update_mask(self, weights: Any) -> tuple[Any, Any]:

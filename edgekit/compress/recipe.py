@@ -41,7 +41,7 @@ class Recipe:
     structured: float | None = None  # fraction of Conv/Dense channels physically removed, in (0, 1)
     structured_norm: str = "l1"  # how filters are ranked for removal: "l1" or "l2"
     prune_output_layer: bool = False  # sparsity/mn also prune the layer producing the output (default: left dense)
-    prune_min_weights: int = 1024  # sparsity/mn leave kernels with fewer weights dense
+    prune_min_weights: int = 1024  # sparsity/mn leave kernels with fewer weights dense (= prune.MIN_PRUNE_WEIGHTS)
     # Fine-tuning (after each pruning step, and for QAT).
     epochs: int = 2  # epochs per fine-tuning phase; 0 = no fine-tuning (structured pruning only)
     batch_size: int = 32  # per replica: a step under N replicas trains on batch_size x N samples
