@@ -109,7 +109,10 @@ def convert_model(
         concrete = fn.get_concrete_function()
     except Exception as e:  # noqa: BLE001 - tracing user code can raise anything
         raise TargetError(f"target {profile.name}: tracing model {model.name!r} failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
-    converter = tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    if _is_keras3(model):
+        converter = _keras3_converter(tfm, model, spec, profile.name)
+    else:
+        converter = tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     fallback = tuple(float_fallback_layers) if profile.quantization == "int8" else ()
     if fallback and not profile.float_fallback:
         raise TargetError(
@@ -147,6 +150,36 @@ def convert_model(
         nodes = _denylist(content, fallback, profile.name)
         content = _quantize_with_denylist(tfm, content, io, nodes, profile.name)
     return Converted(bytes(content), fallback, nodes, samples)
+
+
+def _is_keras3(model: Any) -> bool:
+    # The no-bridge path (edgekit.intake.load_model(require_bridge=False)) hands over the Keras 3 model itself.
+    return type(model).__module__.startswith("keras.") or any(c.__module__.startswith("keras.src") for c in type(model).__mro__)
+
+
+def _keras3_converter(tfm: Any, model: Any, spec: Any, target: str) -> Any:
+    """A converter for a Keras 3 model: Keras 3's own SavedModel export with a batch-1 signature.
+
+    A concrete function over a Keras 3 model keeps its weights as resource
+    variables that the TFLite interpreter cannot read; the export freezes them.
+    """
+    import shutil
+    import tempfile
+    import weakref
+
+    from edgekit._tf import quiet_native_logs
+
+    tmp = tempfile.mkdtemp(prefix="edgekit_k3_export_")
+    try:
+        with quiet_native_logs():
+            model.export(tmp, format="tf_saved_model", input_signature=[spec], verbose=False)
+        converter = tfm.lite.TFLiteConverter.from_saved_model(tmp)
+    except Exception as e:  # noqa: BLE001 - export traces user code
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TargetError(f"target {target}: exporting Keras 3 model {model.name!r} to a SavedModel failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
+    # convert() reads the folder again; remove it once the converter is gone.
+    weakref.finalize(converter, shutil.rmtree, tmp, True)
+    return converter
 
 
 def _denylist(calibrated: bytes, layers: Sequence[str], target: str) -> tuple[str, ...]:
