@@ -193,15 +193,16 @@ def _denylist(calibrated: bytes, layers: Sequence[str], target: str) -> tuple[st
     graph = read_graph(calibrated)
     found: dict[str, list[str]] = {layer: [] for layer in layers}
 
-    def segments(name: str) -> set[str]:
-        return {seg for part in name.split(";") for seg in part.split("/")}
+    def parts(name: str) -> list[str]:
+        return [f"/{part}/" for part in name.split(";")]
 
     for op in graph.ops:
         names = [graph.tensors[t].name for t in op.outputs]
         names += [graph.tensors[i].name for i in op.inputs if i >= 0 and graph.tensors[i].is_const]
-        segs = set().union(*(segments(n) for n in names)) if names else set()
+        padded = [p for n in names for p in parts(n)]
         for layer in layers:
-            if layer in segs:
+            # whole path segments only; an inlined nested layer's name spans several ("base/block_1_expand")
+            if any(f"/{layer}/" in p for p in padded):
                 found[layer].extend(graph.tensors[t].name for t in op.outputs)
     missing = [layer for layer, names in found.items() if not names]
     if missing:
