@@ -92,7 +92,9 @@ def test_compress_and_deploy_with_the_cli(transfer_keras, tmp_path):
                             "--calibration-samples", "40", "--max-accuracy-drop", "10", "--json"], terminal_width=200)  # fmt: skip
     assert r.exit_code == 0, r.output
     payload = json.loads(r.stdout)
-    print(sorted(payload))
+    assert payload["recipe"]["qat"] is False and payload["reports"]["qat"] is None
+    assert [v["variant"] for v in payload["variants"]][:2] == ["float", "cpu int8 .tflite"]
+    assert load_bundle(out).manifest.source_model["bridge"]["inlined_models"] == ["augment", "tinybase"]
     assert verify_bundle(out).ok
     jsonl = tmp_path / "preds.jsonl"
     d = runner.invoke(app, ["deploy", str(out), "--source", str(digits_dir()), "--jsonl", str(jsonl), "--json"])
