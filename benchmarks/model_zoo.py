@@ -188,7 +188,7 @@ def run_row(name: str, do_compress: bool) -> dict[str, Any]:
         for p in images:
             x = pred.preprocess(str(p))
             ref = int(np.argmax(np.asarray(model(x[None, ...], training=False))[0]))
-            agree += int(np.argmax(pred.predict(str(p)).probs) == ref)
+            agree += int(np.argmax(pred.predict(str(p)).scores) == ref)
         row["int8_agreement"] = round(agree / len(images), 4)
         row["held_out"] = len(images)
         compat = json.loads((result.bundle / "reports" / "compat_edgetpu.json").read_text())

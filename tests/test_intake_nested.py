@@ -181,3 +181,20 @@ def test_mobilenetv3small_default_inspects(keras3, tmp_path):
     report = inspect_model(path)
     assert report.loaded.bridge.max_relative_deviation <= MAX_RELATIVE_DEVIATION
     assert report.total_params == model.count_params()
+
+
+@pytest.mark.slow
+def test_float_fallback_finds_an_inlined_layer_by_its_path(keras3):
+    """The budget loop names float layers by their outer/inner path; the converter must find their ops."""
+    import numpy as np
+
+    from edgekit.compile.convert import convert_model
+    from edgekit.profiles import get_target
+
+    keras3.utils.set_random_seed(0)
+    model = transfer_model(keras3)
+    tfk_model, _ = bridge_keras3(model)
+    rep = np.random.default_rng(0).uniform(0, 255, size=(8, 16, 16, 3)).astype(np.float32)
+    c = convert_model(tfk_model, get_target("cpu"), rep, float_fallback_layers=["tinybase/block_1_expand"])
+    assert c.denylisted_nodes and all("tinybase/block_1_expand" in n for n in c.denylisted_nodes)
+    assert c.float_fallback_layers == ("tinybase/block_1_expand",)

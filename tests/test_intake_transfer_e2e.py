@@ -33,6 +33,13 @@ def transfer_keras(keras3, tmp_path_factory):
     x = L.Add(name="block_1_add")([x, d])
     x = L.Conv2D(24, 3, strides=2, padding="same", activation="hard_silu", name="block_1_expand")(x)
     base = keras3.Model(base_in, x, name="tinybase")
+    # Frozen BN layers (as in a fine-tuned pretrained base) with non-trivial statistics: they run in
+    # inference mode while the convolutions train, and the bridge/QAT must carry them faithfully.
+    rng = np.random.default_rng(0)
+    for bn in (base.get_layer("stem_bn"), base.get_layer("block_1_bn")):
+        c = bn.gamma.shape[0]
+        bn.set_weights([rng.uniform(0.8, 1.2, c), rng.normal(0, 0.05, c), rng.normal(0, 0.05, c), rng.uniform(0.8, 1.2, c)])
+        bn.trainable = False
 
     inp = keras3.Input((28, 28, 1), name="image")
     x = keras3.Sequential([L.RandomTranslation(0.05, 0.05), L.RandomZoom(0.05)], name="augment")(inp)
@@ -45,7 +52,7 @@ def transfer_keras(keras3, tmp_path_factory):
 
     ds = load_digits()
     model.compile(optimizer=keras3.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(ds.x * 255.0, ds.y, epochs=6, batch_size=32, verbose=0)
+    model.fit(ds.x * 255.0, ds.y, epochs=10, batch_size=32, verbose=0)
     path = tmp_path_factory.mktemp("transfer") / "transfer_digits.keras"
     model.save(path)
     raw = PreprocessSpec.from_preset("raw", (28, 28), channels=1, color_order="gray", output="probabilities")  # the model rescales itself
@@ -85,7 +92,9 @@ def test_compress_and_deploy_with_the_cli(transfer_keras, tmp_path):
                             "--calibration-samples", "40", "--max-accuracy-drop", "10", "--json"], terminal_width=200)  # fmt: skip
     assert r.exit_code == 0, r.output
     payload = json.loads(r.stdout)
-    print(sorted(payload))
+    assert payload["recipe"]["qat"] is False and payload["reports"]["qat"] is None
+    assert [v["variant"] for v in payload["variants"]][:2] == ["float", "cpu int8 .tflite"]
+    assert load_bundle(out).manifest.source_model["bridge"]["inlined_models"] == ["augment", "tinybase"]
     assert verify_bundle(out).ok
     jsonl = tmp_path / "preds.jsonl"
     d = runner.invoke(app, ["deploy", str(out), "--source", str(digits_dir()), "--jsonl", str(jsonl), "--json"])

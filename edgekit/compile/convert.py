@@ -202,6 +202,8 @@ def _converter(model: Any, profile: TargetProfile) -> Any:
         concrete = fn.get_concrete_function()
     except Exception as e:  # noqa: BLE001 - tracing user code can raise anything
         raise TargetError(f"target {profile.name}: tracing model {model.name!r} failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
+    if _is_keras3(model):
+        return _keras3_converter(tfm, model, spec, profile.name)
     return tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
 
 
@@ -283,6 +285,36 @@ def _dedupe(content: bytes) -> bytes:
         return content
 
 
+def _is_keras3(model: Any) -> bool:
+    # The no-bridge path (edgekit.intake.load_model(require_bridge=False)) hands over the Keras 3 model itself.
+    return type(model).__module__.startswith("keras.") or any(c.__module__.startswith("keras.src") for c in type(model).__mro__)
+
+
+def _keras3_converter(tfm: Any, model: Any, spec: Any, target: str) -> Any:
+    """A converter for a Keras 3 model: Keras 3's own SavedModel export with a batch-1 signature.
+
+    A concrete function over a Keras 3 model keeps its weights as resource
+    variables that the TFLite interpreter cannot read; the export freezes them.
+    """
+    import shutil
+    import tempfile
+    import weakref
+
+    from edgekit._tf import quiet_native_logs
+
+    tmp = tempfile.mkdtemp(prefix="edgekit_k3_export_")
+    try:
+        with quiet_native_logs():
+            model.export(tmp, format="tf_saved_model", input_signature=[spec], verbose=False)
+        converter = tfm.lite.TFLiteConverter.from_saved_model(tmp)
+    except Exception as e:  # noqa: BLE001 - export traces user code
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TargetError(f"target {target}: exporting Keras 3 model {model.name!r} to a SavedModel failed: {first_line(e, marker=_MLIR_ERROR)}.") from e
+    # convert() reads the folder again; remove it once the converter is gone.
+    weakref.finalize(converter, shutil.rmtree, tmp, True)
+    return converter
+
+
 def _denylist(calibrated: bytes, layers: Sequence[str], target: str) -> tuple[str, ...]:
     """Output tensor names of the ops that came from ``layers``.
 
@@ -294,15 +326,16 @@ def _denylist(calibrated: bytes, layers: Sequence[str], target: str) -> tuple[st
     graph = read_graph(calibrated)
     found: dict[str, list[str]] = {layer: [] for layer in layers}
 
-    def segments(name: str) -> set[str]:
-        return {seg for part in name.split(";") for seg in part.split("/")}
+    def parts(name: str) -> list[str]:
+        return [f"/{part}/" for part in name.split(";")]
 
     for op in graph.ops:
         names = [graph.tensors[t].name for t in op.outputs]
         names += [graph.tensors[i].name for i in op.inputs if i >= 0 and graph.tensors[i].is_const]
-        segs = set().union(*(segments(n) for n in names)) if names else set()
+        padded = [p for n in names for p in parts(n)]
         for layer in layers:
-            if layer in segs:
+            # whole path segments only; an inlined nested layer's name spans several ("base/block_1_expand")
+            if any(f"/{layer}/" in p for p in padded):
                 found[layer].extend(graph.tensors[t].name for t in op.outputs)
     missing = [layer for layer, names in found.items() if not names]
     if missing:

@@ -302,7 +302,8 @@ def compress(
     training = resolve_strategy(strategy)  # before TensorFlow runs anything: multi-worker needs that
 
     check_inputs_early(data, preprocess, rcp.targets)
-    loaded = load_model(model_path, allow_unsafe=allow_unsafe)
+    loaded = load_model(model_path, allow_unsafe=allow_unsafe, require_bridge=False)
+    rcp = _without_bridge(loaded, rcp, over, notes)
     spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
     output_kind = model_output_kind(loaded.model)
     if spec.output != output_kind and loaded.num_outputs == 1:
@@ -459,6 +460,28 @@ def _peak_rss_mb() -> float | None:
     from edgekit.bench.measure import peak_rss_mb
 
     return peak_rss_mb()
+
+
+def _without_bridge(loaded: Any, rcp: Recipe, over: Mapping[str, Any], notes: list[str]) -> Recipe:
+    """A Keras 3 model that could not be rebuilt in tf_keras is converted as it is: int8 by calibration only.
+
+    Pruning anywhere in the recipe, or QAT asked for with ``--qat``, is refused
+    (they need tfmot, hence the bridge); the recipe's own QAT default is
+    dropped with a note.
+    """
+    if loaded.bridged:
+        return rcp
+    line = f"pruning and QAT need the tf_keras bridge, and {loaded.bridge_blocker.rstrip('.')}"
+    asked = [k for k in ("sparsity", "mn", "structured") if getattr(rcp, k) is not None]
+    if over.get("qat") is True:
+        asked.append("qat")
+    if asked:
+        raise ConfigError(
+            f"{line}; the recipe asks for {', '.join(asked)}.",
+            hint="Drop those settings (compress then converts the Keras 3 model with calibration-only int8), or replace that layer.",
+        )
+    notes.append(f"{line}; converting the Keras 3 model itself with calibration-only int8.")
+    return rcp.with_overrides(qat=False) if rcp.qat else rcp
 
 
 def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:

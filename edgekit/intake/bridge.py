@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.errors import BridgeError, EdgekitError, UnsupportedModelError, first_line
+from edgekit.errors import BridgeError, EdgekitError, UnsupportedModelError
 from edgekit.intake import registry as reg
 
 MAX_RELATIVE_DEVIATION = 1e-5
@@ -97,8 +97,9 @@ def bridge_keras3(k3_model: Any, *, samples: int = 4, seed: int = 0) -> tuple[An
         raise
     except Exception as e:  # noqa: BLE001 - tf_keras raises many types; the user gets the layer, not the stack
         raise UnsupportedModelError(
-            f"model {k3_model.name!r} could not be rebuilt in tf_keras at layer {builder.current!r} ({first_line(e)[:200]}).",
-            hint="Please report this architecture; compress still converts it without pruning/QAT.",
+            f"model {k3_model.name!r} could not be rebuilt in tf_keras at layer {builder.current!r} "
+            f"({type(e).__name__} while building it; EDGEKIT_DEBUG=1 shows the details).",
+            hint="Replace that layer, or compress anyway: it converts the Keras 3 model without pruning/QAT.",
         ) from e
     report = _compare(k3_model, model, samples=samples, seed=seed)
     report.dropped_config_keys = builder.dropped
@@ -198,7 +199,7 @@ class _Builder:
         if spec is None and cls not in ("Lambda", "LayerScale"):
             raise UnsupportedModelError(
                 f"layer {path!r} has type {cls}, which edgekit cannot rebuild in tf_keras.",
-                hint="Replace it with a supported layer (edgekit inspect --help lists them), or compress without pruning/QAT.",
+                hint="Replace it with a supported layer (README lists them), or compress anyway: it converts the Keras 3 model without pruning/QAT.",
             )
         if spec is not None and spec.bridge == reg.DROP:
             if not any(r["name"] == path for r in self.removed):
@@ -229,7 +230,7 @@ class _Builder:
             return self._layer_scale(entry, path, src)
         klass = getattr(self.tfk.layers, cls, None)
         if klass is None:
-            raise UnsupportedModelError(f"layer {path!r}: tf_keras has no {cls} layer to rebuild it with.", hint="Replace the layer, or compress without pruning/QAT.")
+            raise UnsupportedModelError(f"layer {path!r}: tf_keras has no {cls} layer to rebuild it with.", hint="Replace the layer, or compress anyway: it converts the Keras 3 model without pruning/QAT.")
         spec = reg.lookup(cls)
         cfg = {k: _translate_value(v) for k, v in entry["config"].items()}
         for k3_key, tfk_key in spec.rename if spec else ():
@@ -259,9 +260,10 @@ class _Builder:
         try:
             layer = klass.from_config(cfg)
         except (TypeError, ValueError) as e:
+            settings = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.items()) if k not in ("name", "dtype", "trainable") and not isinstance(v, dict))
             raise UnsupportedModelError(
-                f"layer {path!r} ({cls}) cannot be rebuilt in tf_keras: {first_line(e)[:200]}",
-                hint="Use the layer's default settings for that option, or compress without pruning/QAT.",
+                f"layer {path!r} ({cls}) cannot be rebuilt in tf_keras with its settings ({settings[:200]}).",
+                hint="Use the layer's default settings, or compress anyway: it converts the Keras 3 model without pruning/QAT.",
             ) from e
         if src is not None:
             self._weights.append((path, src, layer, lambda w: w))

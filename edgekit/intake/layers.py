@@ -94,7 +94,7 @@ def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, sou
             raise UnsupportedModelError(
                 f"{source}: layer {layer.name!r} has unsupported type {layer.class_name}.",
                 hint=f"Replace it with a supported layer ({', '.join(sorted(reg.names(bridge=reg.COPY)))}), "
-                "or pass --allow-unsafe to convert it without pruning/QAT.",
+                "or compress anyway: it converts the Keras 3 model itself, without pruning/QAT.",
             )
         _check_activation(layer, allow_unsafe, source, notes)
     return notes

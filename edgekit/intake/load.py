@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bundle.store import sha256_file
-from edgekit.errors import EdgekitError, ModelLoadError, UnsupportedModelError, first_line
+from edgekit.errors import BridgeError, EdgekitError, ModelLoadError, UnsupportedModelError, first_line
 from edgekit.intake.bridge import BridgeReport, bridge_keras3
 from edgekit.intake.formats import ModelFile, read_model_file
 from edgekit.intake.layers import scan_layers
@@ -30,6 +30,12 @@ class LoadedModel:
     sha256: str
     bridge: BridgeReport | None = None
     notes: list[str] = field(default_factory=list)
+    bridge_blocker: str | None = None  # why the model could not be rebuilt in tf_keras (``model`` is then Keras 3)
+
+    @property
+    def bridged(self) -> bool:
+        """``model`` is a tf_keras model (tfmot can prune and QAT it)."""
+        return self.bridge_blocker is None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -48,14 +54,21 @@ class LoadedModel:
             "keras": self.file.flavour,
             "keras_version": self.file.keras_version,
             "bridge": self.bridge.to_dict() if self.bridge else None,
+            **({"bridge_blocker": self.bridge_blocker} if self.bridge_blocker else {}),
         }
 
 
-def load_model(path: str | Path, *, allow_unsafe: bool = False, custom_objects: dict[str, Any] | None = None) -> LoadedModel:
+def load_model(
+    path: str | Path, *, allow_unsafe: bool = False, custom_objects: dict[str, Any] | None = None, require_bridge: bool = True
+) -> LoadedModel:
     """Load a Keras 3 ``.keras``, a tf_keras ``.h5``/``.keras`` or a tf_keras SavedModel directory.
 
     Keras 3 models are rebuilt in tf_keras and proven equal on random inputs.
     Lambda layers and custom objects are refused unless ``allow_unsafe``.
+    With ``require_bridge=False``, a Keras 3 model that cannot be rebuilt (a
+    layer class edgekit does not know, a custom layer, outputs that differ) is
+    returned as the Keras 3 model itself with ``bridge_blocker`` naming the
+    layer: it can still be converted, but not pruned or QAT-trained.
 
     Example::
 
@@ -66,16 +79,36 @@ def load_model(path: str | Path, *, allow_unsafe: bool = False, custom_objects: 
         ModelLoadError, UnsafeModelError, UnsupportedModelError, BridgeError.
     """
     mf = read_model_file(path)
-    notes = scan_layers(mf.config, allow_unsafe=allow_unsafe, source=str(mf.path), flavour=mf.flavour)
+    blocker = None
+    try:
+        notes = scan_layers(mf.config, allow_unsafe=allow_unsafe, source=str(mf.path), flavour=mf.flavour)
+    except UnsupportedModelError as e:
+        if require_bridge or mf.flavour != "keras3":
+            raise
+        notes, blocker = [], _blocker_text(e, str(mf.path))
     digest = _sha256(mf.path)
     if mf.flavour == "keras3":
         k3 = _load_keras3(mf, allow_unsafe, custom_objects)
         _check_io(k3, mf.path)  # before bridging: the output check needs concrete input shapes
-        model, report = bridge_keras3(k3)
-        return LoadedModel(model, mf, digest, report, notes + report.notes())
+        if blocker is None:
+            try:
+                model, report = bridge_keras3(k3)
+            except (UnsupportedModelError, BridgeError) as e:
+                if require_bridge:
+                    raise
+                blocker = _blocker_text(e, str(mf.path))
+            else:
+                return LoadedModel(model, mf, digest, report, notes + report.notes())
+        return LoadedModel(k3, mf, digest, None, notes, bridge_blocker=blocker)
     model = _load_tf_keras(mf, allow_unsafe, custom_objects)
     _check_io(model, mf.path)
     return LoadedModel(model, mf, digest, None, notes)
+
+
+def _blocker_text(e: EdgekitError, source: str) -> str:
+    text = e.message
+    prefix = f"{source}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _load_keras3(mf: ModelFile, allow_unsafe: bool, custom_objects: dict[str, Any] | None) -> Any:

@@ -265,6 +265,7 @@ def supported_summary() -> dict[str, list[str]]:
     """What the README and ``inspect --help`` list: layers by bridge treatment, and activations."""
     return {
         "bridged": sorted(names(bridge=COPY)),
+        "rebuilt_from_builtin_layers": sorted(names(bridge=REBUILD)),
         "removed_as_inference_noop": sorted(names(bridge=DROP)),
         "inlined": sorted(names(bridge=INLINE)),
         "preprocessing_kept_in_graph": sorted(s.name for s in LAYERS.values() if s.preprocessing),

@@ -37,9 +37,19 @@ def layer_macs(layer: Any) -> int:
     spec = reg.lookup(type(layer).__name__)
     if spec is None or spec.macs is None:
         return 0
-    out = _shape(layer.output_shape)
-    inp = _shape(layer.input_shape) if hasattr(layer, "input_shape") else []
+    out, inp = _io_shapes(layer)
     return int(spec.macs(layer.get_config(), inp, out))
+
+
+def _io_shapes(layer: Any) -> tuple[list[Any], list[Any]]:
+    # tf_keras layers have output_shape/input_shape; Keras 3 layers (the no-bridge path) only their tensors.
+    if hasattr(layer, "output_shape"):
+        return _shape(layer.output_shape), _shape(layer.input_shape) if hasattr(layer, "input_shape") else []
+    out = layer.output
+    inp = layer.input
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    inp = inp[0] if isinstance(inp, (list, tuple)) else inp
+    return _shape(list(out.shape)), _shape(list(inp.shape))
 
 
 def layer_stats(model: Any) -> list[LayerStats]:
@@ -50,7 +60,7 @@ def layer_stats(model: Any) -> list[LayerStats]:
             LayerStats(
                 name=layer.name,
                 type=type(layer).__name__,
-                output_shape=_shape(layer.output_shape),
+                output_shape=_io_shapes(layer)[0],
                 params=int(layer.count_params()),
                 macs=int(layer_macs(layer)),
             )
