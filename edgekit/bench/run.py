@@ -210,7 +210,7 @@ def run_bench(
         "environment_after": {
             **{k: after[k] for k in ("temperature_c", "cpu_freq_mhz", "load_average")},
             # RSS is the whole process's: say when TensorFlow (a peer's converter, a build) is part of it.
-            "tensorflow_loaded": "tensorflow" in sys.modules,
+            "tensorflow_loaded": sys.modules.get("tensorflow") is not None,  # None: blocked, as on a device
         },
         "results": rows,
         "comparison": compare_rows(
