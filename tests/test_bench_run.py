@@ -173,7 +173,8 @@ def test_compare_with_peers_plot_and_html(bench_bundle, tmp_path):
     # Evaluated but nothing to time: listed with their accuracy.
     assert [v["variant"] for v in c["variants"]] == ["float", "pruned-50"]
     gpu = next(r for r in doc["results"] if r["name"] == "gpu:fp16")
-    assert gpu["requested"] == "gpu" and gpu["accelerator"] == "cpu" and "CPU" in gpu["fallback"]
+    # Measured on the CPU with the reason where no GPU is usable (a machine with one measures the GPU).
+    assert gpu["requested"] == "gpu" and (gpu["accelerator"] == "gpu" or "CPU" in gpu["fallback"])
     peers = {r["name"]: r for r in doc["results"] if r["kind"] == "peer"}
     assert set(peers) == {"peer:tflite-default", "peer:onnxruntime", "peer:onnxruntime-int8"}
     for r in peers.values():

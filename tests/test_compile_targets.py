@@ -101,12 +101,22 @@ def test_bundle_for_each_target(tmp_path, trained, digits, target):
     assert {"edgekit", "tensorflow", "tf_keras", "litert"} <= set(m.tools)
 
 
-def test_every_target_in_one_bundle(tmp_path, trained, digits):
+def _hide_edgetpu_compiler(monkeypatch) -> None:
+    """Take a real edgetpu_compiler off PATH (a build machine may have it) for tests of the not-compiled path."""
+    import os
+    import shutil
+
+    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep) if not shutil.which("edgetpu_compiler", path=d)]
+    monkeypatch.setenv("PATH", os.pathsep.join(keep))
+
+
+def test_every_target_in_one_bundle(tmp_path, trained, digits, monkeypatch):
+    _hide_edgetpu_compiler(monkeypatch)
     result = build(tmp_path / "b", trained, digits, targets=list_targets())
     assert [a.file for a in result.artifacts] == [get_target(t).artifact for t in list_targets()]
     assert [a.file for a in result.artifacts][:3] == ["model_cpu.tflite", "model_gpu.tflite", "model_edgetpu.tflite"]
     tpu = result.bundle.manifest.artifact("edgetpu")
-    assert tpu.status == "not_compiled"  # no edgetpu_compiler on this machine
+    assert tpu.status == "not_compiled"  # no edgetpu_compiler on PATH
     assert tpu.compatibility["compiler"]["command"].startswith("edgetpu_compiler -s -o ")
     assert tpu.compatibility["status"] == "full" and tpu.compatibility.get("split") is None
     cpu = result.reports["cpu"]
@@ -562,7 +572,7 @@ def test_not_compiled_bundle_is_adopted_by_the_reported_command(tmp_path, monkey
 
     from edgekit.cli import app
 
-    assert shutil.which("edgetpu_compiler") is None, "this test needs a machine without edgetpu_compiler"
+    _hide_edgetpu_compiler(monkeypatch)
     out = tmp_path / "b"
     result = build(out, trained, digits, targets=["cpu", "edgetpu"])
     command = result.bundle.manifest.artifact("edgetpu").compatibility["compiler"]["command"]

@@ -134,8 +134,8 @@ def test_predict_quantizes_with_the_artifacts_scale_and_zero_point(bundle):
 def test_float_artifact_and_int8_artifact_agree_on_labels(bundle):
     imgs = [read_image(f) for f in rf.digit_files(2)]
     cpu = Predictor.from_bundle(bundle, target="cpu")
-    gpu_on_cpu = Predictor.from_bundle(bundle, target="gpu")  # falls back: no GPU here
-    assert gpu_on_cpu.plan.fallback
+    gpu_on_cpu = Predictor.from_bundle(bundle, target="gpu")  # falls back where no GPU is usable
+    assert gpu_on_cpu.plan.fallback or gpu_on_cpu.plan.accelerator == "gpu"
     same = sum(cpu.predict(i).label == gpu_on_cpu.predict(i).label for i in imgs)
     assert same >= len(imgs) - 2
 
