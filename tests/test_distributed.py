@@ -59,7 +59,7 @@ _SCRIPT = textwrap.dedent(
         with training.scope():  # the copy, tfmot's wrappers, compile and fit all under the strategy
             plain = copy_model(model)
             loss = fine_tune(plain, train, batch_size=training.global_batch(per_replica), **ft)["loss"]
-            _, report = prune_magnitude(model, train, train.y, sparsity=0.5, batch_size=training.global_batch(per_replica), **{**ft, "epochs": 1})
+            _, report = prune_magnitude(model, train, train.y, sparsity=0.5, min_weights=0, batch_size=training.global_batch(per_replica), **{**ft, "epochs": 1})
         return plain, {
             "replicas": training.replicas,
             "variable": type(plain.weights[0]).__name__,
@@ -79,7 +79,7 @@ _SCRIPT = textwrap.dedent(
         json.dump({"preprocess": DIGITS_SPEC.to_dict(), "labels": [str(i) for i in range(10)]}, f)
     result = compress(
         f"{work}/cnn.h5", digits_dir(), f"{work}/bundle", strategy="mirrored", progress=False,
-        overrides={"sparsity": 0.5, "epochs": 1, "batch_size": 16, "calibration_samples": 32, "eval_samples": 150,
+        overrides={"sparsity": 0.5, "prune_min_weights": 0, "epochs": 1, "batch_size": 16, "calibration_samples": 32, "eval_samples": 150,
                    "max_accuracy_drop": 100.0, "targets": ("cpu",)},
     )
     verify_bundle(result.bundle)

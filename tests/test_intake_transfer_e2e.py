@@ -42,7 +42,7 @@ def transfer_keras(keras3, tmp_path_factory):
         bn.trainable = False
 
     inp = keras3.Input((28, 28, 1), name="image")
-    x = keras3.Sequential([L.RandomTranslation(0.05, 0.05), L.RandomZoom(0.05)], name="augment")(inp)
+    x = keras3.Sequential([L.RandomTranslation(0.05, 0.05, name="random_translation"), L.RandomZoom(0.05, name="random_zoom")], name="augment")(inp)
     x = L.Rescaling(1 / 255.0, name="scale")(x)
     x = base(x, training=False)
     x = L.GlobalAveragePooling2D(name="pool")(x)

@@ -384,7 +384,7 @@ def test_a_model_that_rescales_itself_gets_raw_pixels_and_a_dropped_pqat_is_said
     path = tmp_path / "rescales.h5"
     m.save(path)
     result = compress(path, digits_dir(), tmp_path / "bundle", recipe="default",
-                      overrides={"sparsity": 0.5, "epochs": 1, "calibration_samples": 32}, targets=["cpu"], progress=False)
+                      overrides={"sparsity": 0.5, "prune_min_weights": 0, "epochs": 1, "calibration_samples": 32}, targets=["cpu"], progress=False)
     assert result.reports["data"]["preprocess_from"].startswith("inferred: the model starts with Rescaling")
     assert not any("chance" in n for n in result.notes), result.notes
     assert result.variants[0]["top1"] > 0.5
