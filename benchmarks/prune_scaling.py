@@ -14,6 +14,12 @@ numpy selection (``--skip-tfmot-mask`` leaves out the slow one).
 
 Run: ``PYTHONPATH=$PWD python benchmarks/prune_scaling.py [--rounds 6] [--steps-per-round 5]``
 Only the ratios within one run mean something; the machine may be shared.
+
+Measured 2026-11-27, AMD EPYC (AVX-512), 2 cores, shared machine, defaults
+(30 steps of batch 16, 7 mask updates to 80 %): plain 0.96 s/step, pruned
+1.37 s/step (1.43x; median step 1.07x); one mask update on the 50M kernel
+0.35 s (edgekit) vs 5.6 s (tfmot top_k), on random weights under load
+3.4 s vs 72-163 s. Achieved sparsity of the 50M Dense: 80.0 %.
 """
 from __future__ import annotations
 
