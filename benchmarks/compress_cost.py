@@ -72,6 +72,7 @@ def _popen_rss(tree: Path, model: Path, data: Path, out: Path) -> dict:
     try:
         payload = json.loads(stdout)
         row["timings"] = payload.get("timings")
+        row["peak_rss_mb_after"] = (payload.get("reports") or {}).get("peak_rss_mb")  # per phase (newer edgekit)
         row["failures"] = [f"{f['target']}: {f['reason'][:80]}" for f in payload.get("failures") or []]
     except json.JSONDecodeError:
         row["stderr"] = stderr[-1500:]
