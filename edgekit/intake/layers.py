@@ -20,8 +20,6 @@ UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 _MODEL_CLASSES = reg.names(bridge=reg.INLINE)
 # Keras 3 records ``x + 3.0`` on symbolic tensors as operation nodes from these modules.
 _OP_MODULES = ("keras.src.ops", "keras.ops")
-# Keras' own layers that live outside keras.layers (the bridge rebuilds them from built-ins).
-_KERAS_APPLICATION_LAYERS = frozenset({"LayerScale"})
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, sou
                 f"{source}: layer {layer.name!r} is a nested {layer.class_name} model in a tf_keras file; edgekit inlines nested models only in Keras 3 files.",
                 hint="Save the model with Keras 3 (model.save('model.keras')), or apply the inner model's layers directly to the outer graph.",
             )
-        if layer.class_name not in reg.LAYERS and not (layer.class_name in _KERAS_APPLICATION_LAYERS and flavour == "keras3"):
+        if layer.class_name not in reg.LAYERS:
             raise UnsupportedModelError(
                 f"{source}: layer {layer.name!r} has unsupported type {layer.class_name}.",
                 hint=f"Replace it with a supported layer ({', '.join(sorted(reg.names(bridge=reg.COPY)))}), "
