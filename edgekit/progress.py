@@ -31,7 +31,10 @@ class NullProgress:
 
 
 class RichProgress(NullProgress):
-    """Rich progress bars on stderr, one per step, removed when the step ends; notes printed as lines."""
+    """Rich progress bars on stderr, one per step, removed when the step ends; notes printed as lines.
+
+    Off a terminal (CI logs, pipes) each step is one plain line instead of a bar.
+    """
 
     def __init__(self, console: Any = None):
         from rich.console import Console
@@ -42,6 +45,11 @@ class RichProgress(NullProgress):
     def task(self, description: str, total: int | None) -> Iterator["Task"]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        if not self.console.is_terminal:
+            # A CI log or a pipe: a transient bar leaves only an empty line there, so say the step once instead.
+            self.console.print(f"{description} …", soft_wrap=True, markup=False, highlight=False)
+            yield Task(None, None)
+            return
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),

@@ -101,3 +101,19 @@ def test_placement_codes_are_values_and_checked():
         OpPlacement(0, "ADD", False, "why", code="because")
     with pytest.raises(ValueError, match="contradicts"):
         OpPlacement(0, "ADD", False, None, code="delegated")
+
+
+def test_progress_off_a_terminal_names_each_step_instead_of_leaving_blank_lines():
+    import io
+
+    from rich.console import Console
+
+    from edgekit.progress import RichProgress
+
+    buf = io.StringIO()
+    prog = RichProgress(Console(file=buf, force_terminal=False, width=80))
+    for step in ("fine-tuning QAT", "converting cpu"):
+        with prog.task(step, 3) as t:
+            t.advance(info="x")
+    lines = buf.getvalue().splitlines()
+    assert lines == ["fine-tuning QAT …", "converting cpu …"], lines
