@@ -71,3 +71,16 @@ def test_top1_reads_the_shapes_the_build_side_writes():
     assert top1({"accuracy": 0.8}) == 0.8
     assert top1(0.7) == 0.7
     assert top1(None) is None and top1({"macro_f1": 0.5}) is None and top1(True) is None
+
+
+def test_a_blocked_build_side_is_named_before_the_missing_model(monkeypatch, tmp_path):
+    """quickstart's bench runs where sys.modules['tensorflow'] is None: the peers must say TensorFlow, not --model."""
+    import sys
+
+    from edgekit.bench.peers import PEERS, _missing, peer_subjects
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    assert _missing("tensorflow", "json") == ["tensorflow"]
+    subjects = peer_subjects(None, None, backend=None, threads=1, workdir=tmp_path)
+    assert len(subjects) == len(PEERS)
+    assert all(s.open is None and "TensorFlow" in s.reason for s in subjects), [s.reason for s in subjects]

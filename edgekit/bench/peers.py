@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +43,12 @@ ONNX_OPSET = 17
 
 
 def _missing(*modules: str) -> list[str]:
-    return [m for m in modules if importlib.util.find_spec(m) is None]
+    def absent(m: str) -> bool:
+        if m in sys.modules:  # None there means blocked (a device-side process), not installed-but-unimported
+            return sys.modules[m] is None
+        return importlib.util.find_spec(m) is None
+
+    return [m for m in modules if absent(m)]
 
 
 class OnnxEngine:
@@ -201,10 +207,11 @@ def peer_subjects(
     Raises:
         EdgekitError: the model or the calibration images cannot be loaded (typed errors).
     """
+    # TensorFlow first: without it no --model helps (quickstart's device-side bench runs in such a process).
+    if _missing("tensorflow", "tf_keras"):
+        return [_skipped(n, 'needs the build side (TensorFlow) to convert the source model: pip install "edgekit[compress]"') for n in PEERS]
     if model_path is None:
         return [_skipped(n, "needs the source model: pass --model MODEL (the file the bundle was built from)") for n in PEERS]
-    if _missing("tensorflow", "tf_keras"):
-        return [_skipped(n, 'needs the build side to convert the source model: pip install "edgekit[compress]"') for n in PEERS]
     from edgekit.intake import load_model
     from edgekit.runtime.accelerators import Plan
     from edgekit.runtime.pipeline import Predictor
