@@ -84,3 +84,4 @@ def test_a_blocked_build_side_is_named_before_the_missing_model(monkeypatch, tmp
     subjects = peer_subjects(None, None, backend=None, threads=1, workdir=tmp_path)
     assert len(subjects) == len(PEERS)
     assert all(s.open is None and "TensorFlow" in s.reason for s in subjects), [s.reason for s in subjects]
+

@@ -9,6 +9,7 @@ as the build side does. No assertion is made on any timing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -325,3 +326,22 @@ def test_unwritable_outputs_leave_nothing_partial(bench_bundle, tmp_path):
     result = _invoke(bundle, "--target", "cpu", *FAST, "--output", blocker / "r.json")
     assert result.exit_code == 2 and "cannot write" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_peers_in_a_tensorflow_free_bench_name_the_extra_to_install(bench_bundle):
+    """quickstart's step 5: the human report prints the install hint as written (no '[compress]' eaten as markup)."""
+    import subprocess
+    import sys
+
+    bundle, _ = bench_bundle
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['tf_keras'] = None\n"
+        "from edgekit.cli import app\n"
+        f"sys.argv = ['edgekit', 'bench', {str(bundle)!r}, '--compare', '--target', 'cpu', '--runs', '3', '--warmup-seconds', '0',"
+        " '--min-seconds', '0']\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    assert 'peer:onnxruntime skipped: needs the build side (TensorFlow) to convert the source model: pip install "edgekit[compress]"' in text, text[-3000:]

@@ -186,7 +186,12 @@ def environment_line(env: dict[str, Any]) -> str:
 
 
 def print_result(result: dict[str, Any], console: Any) -> None:
-    """Rich tables: summary, per-stage, comparison and gate (when present)."""
+    """Rich tables: summary, per-stage, comparison and gate (when present).
+
+    Free text (reasons, notes) is escaped: a hint such as ``pip install "edgekit[compress]"`` is not markup.
+    """
+    from rich.markup import escape
+
     from edgekit.tables import fit_tables
 
     def table(title: str, header: list[str], body: list[list[str]]) -> Any:
@@ -212,7 +217,7 @@ def print_result(result: dict[str, Any], console: Any) -> None:
         console.print(table("size, start-up, memory, accuracy", [header[i] for i in cost], [[row[i] for i in cost] for row in body]))
     note = memory_note(result)
     if note:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{escape(note)}[/]")
     if profile == "mlperf":
         console.print(table("MLPerf single-stream (the result is p90; valid with ≥1024 queries and ≥60 s)", *mlperf_rows(result)))
     header, body = stage_rows(result)
@@ -225,20 +230,22 @@ def print_result(result: dict[str, Any], console: Any) -> None:
         for target, name in c["recommended"].items():
             console.print(f"recommended for [bold]{target}[/]: [green]{name}[/]")
         for note in c["notes"]:
-            console.print(f"[dim]note: {note}[/]")
+            console.print(f"[dim]note: {escape(note)}[/]")
     for r in result["results"]:
         if r["status"] != "ok":
-            console.print(f"[yellow]{r['name']} skipped[/]: {r['reason']}")
+            console.print(f"[yellow]{escape(r['name'])} skipped[/]: {escape(str(r['reason']))}")
         if r.get("fallback"):
-            console.print(f"[yellow]{r['name']}[/]: {r['fallback']}")
+            console.print(f"[yellow]{escape(r['name'])}[/]: {escape(str(r['fallback']))}")
         for note in r.get("notes") or []:
-            console.print(f"[dim]{r['name']}: {note}[/]")
-    console.print(f"[dim]{environment_line(result['environment'])}[/]")
+            console.print(f"[dim]{escape(r['name'])}: {escape(note)}[/]")
+    console.print(f"[dim]{escape(environment_line(result['environment']))}[/]")
     if result.get("gate"):
         print_gate(result["gate"], console)
 
 
 def print_gate(gate: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
     from edgekit.tables import fit_tables
 
     header, body = gate_rows(gate)
@@ -249,7 +256,7 @@ def print_gate(gate: dict[str, Any], console: Any) -> None:
         header, body, justify=["left" if i < 2 else "right" for i in range(len(header))], row_styles=styles,
     ))  # fmt: skip
     for w in gate["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 # -------------------------------------------------------------------- plot
