@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from edgekit.cli._common import console, err_console, print_json, run_command
 
@@ -88,9 +89,9 @@ def compress(
         render(result)
     failed = result.build.failures if result.build is not None else []
     for f in failed:
-        err_console.print(f"[bold red]target {f['target']} failed[/] ({f.get('stage', 'build')}): {f['reason']}", soft_wrap=True)
+        err_console.print(f"[bold red]target {f['target']} failed[/] ({f.get('stage', 'build')}): {escape(str(f['reason']))}", soft_wrap=True)
     if not result.budget_met:
-        err_console.print(f"[bold red]accuracy budget not met:[/] {result.reports['budget']['message']}", soft_wrap=True)
+        err_console.print(f"[bold red]accuracy budget not met:[/] {escape(result.reports['budget']['message'])}", soft_wrap=True)
     if failed or not result.budget_met:
         raise typer.Exit(1)
 
@@ -162,16 +163,16 @@ def render(result: Any) -> None:
         )
     if rep.get("budget"):
         style = "green" if rep["budget"]["met"] else "red"
-        console.print(f"[{style}]budget[/]: {rep['budget']['message']}")
+        console.print(f"[{style}]budget[/]: {escape(rep['budget']['message'])}")
     build = result.build
     if build is not None:
         for a in build.artifacts:
             acc = f"top-1 {a.accuracy['top1']:.2%}" if a.accuracy else "not scored here"
             console.print(f"artifact [bold]{a.file}[/] ({a.target}, {a.variant}, {a.bytes:,} bytes): {acc}, {a.status}")
         for line in target_warnings(build):
-            console.print(f"[yellow]warning[/]: {line}", soft_wrap=True)
+            console.print(f"[yellow]warning[/]: {escape(line)}", soft_wrap=True)
     for note in result.notes:
-        console.print(f"[yellow]note[/]: {note}", soft_wrap=True)
+        console.print(f"[yellow]note[/]: {escape(note)}", soft_wrap=True)
     console.print(f"[dim]time: {phase_line(result.timings)}[/]", soft_wrap=True)
     peaks = result.reports.get("peak_rss_mb") or {}
     if any(v is not None for v in peaks.values()):

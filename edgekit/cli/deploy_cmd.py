@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from edgekit.cli._common import console, err_console, print_json, run_command
 
@@ -92,7 +93,7 @@ def deploy(
         render_summary(summary, out=err_console if to_stdout else None)
     if result.error is not None:
         # One line, as run_command would print it; the JSON summary above already carries it.
-        err_console.print(f"[bold red]error:[/] {' '.join(str(result.error).split())}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(' '.join(str(result.error).split()))}", soft_wrap=True)
         raise typer.Exit(result.error.exit_code)
     if result.stopped_by in ("SIGINT", "SIGTERM"):
         from edgekit.interrupts import exit_code
@@ -118,7 +119,7 @@ class _ConsoleLogHandler(logging.Handler):
         if record.levelno >= logging.WARNING:
             err_console.print(f"[yellow]warning:[/] {msg}", soft_wrap=True, markup=True, highlight=False)
         else:
-            err_console.print(f"[dim]{msg}[/]", soft_wrap=True)
+            err_console.print(f"[dim]{escape(msg)}[/]", soft_wrap=True)
 
 
 _STOPPED = {

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from edgekit.cli._common import console, print_json, run_command
 
@@ -41,11 +42,11 @@ def render(r: dict[str, Any]) -> None:
     if b.get("selected"):
         console.print(f"interpreter backend: [bold]{b['selected']} {b['version']}[/]")
     else:
-        console.print(f"[red]interpreter backend: none[/] ({b.get('error')})")
+        console.print(f"[red]interpreter backend: none[/] ({escape(str(b.get('error')))})")
     for name, why in b["skipped"].items():
-        console.print(f"  skipped {name}: {why}")
+        console.print(f"  skipped {name}: {escape(str(why))}")
     for name, state in b["others"].items():
-        console.print(f"  {name}: {state}")
+        console.print(f"  {name}: {escape(str(state))}")
 
     a = r["accelerators"]
     t = Table(title="accelerators")
@@ -75,11 +76,11 @@ def render(r: dict[str, Any]) -> None:
     )
     console.print(t)
     for lib, why in a.get("library_cpu_problems", {}).items():
-        console.print(f"[yellow]{lib} is not loaded on this CPU:[/] {why}")
+        console.print(f"[yellow]{escape(str(lib))} is not loaded on this CPU:[/] {escape(str(why))}")
 
     cv = r["opencv"]
     if not cv.get("installed"):
-        console.print(f"[red]OpenCV: not installed[/] ({cv.get('error')}): pip install \"edgekit[runtime]\"")
+        console.print(f"[red]OpenCV: not installed[/] ({escape(str(cv.get('error')))}): pip install \"edgekit\\[runtime]\"")
     else:
         console.print(
             f"OpenCV {cv['version']}: GUI {cv['gui']} (--show {'works' if cv['show_window'] else 'unavailable: ' + cv['show_window_reason']}); "
