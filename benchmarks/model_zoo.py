@@ -174,7 +174,8 @@ def run_row(name: str, do_compress: bool) -> dict[str, Any]:
         spec = PreprocessSpec.from_preset(preset, (size, size), channels=3)
         t = time.perf_counter()
         try:
-            result = compress(path, data, tmp_path / "bundle", preprocess=spec, targets=["cpu", "edgetpu"], progress=False)
+            over = {"qat": False} if os.environ.get("EDGEKIT_ZOO_NO_QAT") == "1" else None  # --no-qat, through the row's process
+            result = compress(path, data, tmp_path / "bundle", preprocess=spec, targets=["cpu", "edgetpu"], overrides=over, progress=False)
         except EdgekitError as e:
             row.update(compress="no", error=str(e).splitlines()[0])
             return row
@@ -245,9 +246,12 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated rows to run (default: all)")
     ap.add_argument("--json", dest="json_out", default="", help="write the rows here")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds per row")
+    ap.add_argument("--no-qat", action="store_true", help="compress with calibration-only int8 (the way round a QAT model that does not convert)")
     ap.add_argument("--row", default="", help=argparse.SUPPRESS)
     ap.add_argument("--with-compress", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.no_qat:
+        os.environ["EDGEKIT_ZOO_NO_QAT"] = "1"
     if args.row:
         print(json.dumps(run_row(args.row, args.with_compress)))
         return
