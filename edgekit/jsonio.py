@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edgekit.errors import ConfigError, EdgekitError
+from edgekit.errors import ConfigError, EdgekitError, first_line
 
 # A Keras functional model's config nests about 10 deep; 64 leaves room and
 # stays far below Python's recursion limit for whoever walks the result.
@@ -54,7 +54,7 @@ def parse_json(
     except RecursionError:
         raise error(f"{what} is nested too deeply to read (more than {max_depth} levels).", hint=hint) from None
     except ValueError as e:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
-        raise error(f"{what} cannot be read: {str(e).splitlines()[0][:200]}.", hint=hint) from None
+        raise error(f"{what} cannot be read: {first_line(e, limit=200)}.", hint=hint) from None
     depth = nesting_depth(data)
     if depth > max_depth:
         raise error(f"{what} is nested {depth} levels deep; at most {max_depth} are accepted.", hint=hint)

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, first_line
 
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 # One strategy object per kind and process: two MirroredStrategy objects over the
@@ -124,7 +124,7 @@ def resolve_strategy(name: str = "auto") -> Training:
             strategy = tfm.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError) as e:
         raise ConfigError(
-            f"cannot start MultiWorkerMirroredStrategy from TF_CONFIG: {str(e).splitlines()[0][:200]}",
+            f"cannot start MultiWorkerMirroredStrategy from TF_CONFIG: {first_line(e, limit=200)}",
             hint="It must be created before TensorFlow runs anything: call compress() (or resolve_strategy) first in a fresh process.",
         ) from e
     local = [d.name for d in tfm.config.list_logical_devices("GPU")] or ["CPU:0"]
