@@ -19,6 +19,7 @@ import numpy as np
 
 from edgekit.errors import BridgeError, EdgekitError, UnsupportedModelError
 from edgekit.intake import registry as reg
+from edgekit.intake.layers import OP_MODULES
 
 MAX_RELATIVE_DEVIATION = 1e-5
 
@@ -193,7 +194,7 @@ class _Builder:
         self.current = path
         kwargs = {k: v for k, v in kwargs.items() if k not in _TRAINING_KWARGS}
         module = entry.get("module") or ""
-        if module.startswith(("keras.src.ops", "keras.ops")):
+        if module.startswith(OP_MODULES):
             return [self._op(cls, path, args, kwargs)]
         spec = reg.lookup(cls)
         if spec is None and cls not in ("Lambda", "LayerScale"):

@@ -19,7 +19,7 @@ SUPPORTED_LAYERS = frozenset(reg.LAYERS)
 UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 _MODEL_CLASSES = reg.names(bridge=reg.INLINE)
 # Keras 3 records ``x + 3.0`` on symbolic tensors as operation nodes from these modules.
-_OP_MODULES = ("keras.src.ops", "keras.ops")
+OP_MODULES = ("keras.src.ops", "keras.ops")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class LayerRef:
 
     @property
     def is_op(self) -> bool:
-        return (self.module or "").startswith(_OP_MODULES)
+        return (self.module or "").startswith(OP_MODULES)
 
     @property
     def is_custom(self) -> bool:
