@@ -146,3 +146,32 @@ def digits_bundle(dest: Path, model_path: Path | None = None, epochs: int = 3) -
         top1 = float(np.mean(np.argmax(run_batch(interp, held.x), axis=1) == held.y))
         artifacts.append(("cpu", variant, blob, None, {"top1": top1, "n": int(len(held.y))}))
     return write_bundle(dest, artifacts, spec=DIGITS_SPEC, labels=ds.class_names, source_model=source)
+
+
+def mobilenet_v2_bundle(out: Path) -> tuple[Path, Path]:
+    """MobileNetV2-1.0-224 (weights=None) saved as ``.h5`` and bundled with a cpu fp32 and a full-int8 artifact.
+
+    Calibrated on 32 scikit-image photographs; an existing bundle in ``out`` is reused.
+    Returns (bundle, source model path).
+    """
+    from edgekit._tf import quiet_native_logs, tf_keras
+    from edgekit.intake import load_model
+    from edgekit.preprocess import PreprocessSpec
+
+    bundle, h5 = out / "mnv2_bundle", out / "mobilenet_v2_1.0_224.h5"
+    if (bundle / "manifest.json").is_file() and h5.is_file():
+        return bundle, h5
+    keras = tf_keras()
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(alpha=1.0, input_shape=(224, 224, 3), weights=None, classes=1000)
+    with quiet_native_logs():
+        model.save(h5)
+    spec = PreprocessSpec.from_preset("symmetric", (224, 224), channels=3, output="probabilities")
+    calib = spec.apply_batch(photos((224, 224), n=32), input_order="rgb")
+    fp32 = convert(model, "fp32")
+    int8 = convert(model, "int8", lambda: ([s[None]] for s in calib))
+    write_bundle(
+        bundle, [("cpu", "fp32", fp32, None, None), ("cpu", "int8", int8, None, None)],
+        spec=spec, labels=[f"class_{i}" for i in range(1000)], source_model=load_model(h5).source_info(),
+    )
+    return bundle, h5

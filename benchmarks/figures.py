@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_models import binary_cnn, convert, photos, write_bundle  # noqa: E402
+from bench_models import binary_cnn, convert, mobilenet_v2_bundle, photos, write_bundle  # noqa: E402
 
 
 def _log(msg: str) -> None:
@@ -54,28 +54,10 @@ def _bench(bundle: Path, out: Path, tag: str, config: Any, **kwargs: Any) -> dic
 
 
 def mobilenet(out: Path, config: Any) -> dict[str, Any]:
-    from edgekit._tf import quiet_native_logs, tf_keras
-    from edgekit.intake import load_model
-    from edgekit.preprocess import PreprocessSpec
-
-    keras = tf_keras()
-    keras.utils.set_random_seed(0)
-    _log("MobileNetV2-1.0-224: building (weights=None)")
-    model = keras.applications.MobileNetV2(alpha=1.0, input_shape=(224, 224, 3), weights=None, classes=1000)
-    h5 = out / "mobilenet_v2_1.0_224.h5"
-    with quiet_native_logs():
-        model.save(h5)
-    spec = PreprocessSpec.from_preset("symmetric", (224, 224), channels=3, output="probabilities")
-    calib = spec.apply_batch(photos((224, 224), n=32), input_order="rgb")
+    _log("MobileNetV2-1.0-224: building (weights=None) and converting fp32 + int8")
     t0 = time.perf_counter()
-    fp32 = convert(model, "fp32")
-    int8 = convert(model, "int8", lambda: ([s[None]] for s in calib))
-    _log(f"  converted fp32 ({len(fp32) / 2**20:.1f} MiB) and int8 ({len(int8) / 2**20:.1f} MiB) in {time.perf_counter() - t0:.0f} s")
-    bundle = write_bundle(
-        out / "mobilenet_v2_bundle",
-        [("cpu", "fp32", fp32, None, None), ("cpu", "int8", int8, None, None)],
-        spec=spec, labels=[f"class_{i}" for i in range(1000)], source_model=load_model(h5).source_info(),
-    )
+    bundle, h5 = mobilenet_v2_bundle(out)
+    _log(f"  bundle ready in {time.perf_counter() - t0:.0f} s")
     result = _bench(bundle, out, "mobilenet_v2", config, compare=True, model=h5)
     f32, i8 = _row(result, "cpu:fp32"), _row(result, "cpu:int8")
     fig: dict[str, Any] = {
@@ -251,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         import dataclasses
 
         more = dataclasses.replace(config, threads=args.also_threads)
-        r = _bench(args.out / "mobilenet_v2_bundle", args.out, f"mobilenet_v2_{args.also_threads}threads", more)
+        r = _bench(mobilenet_v2_bundle(args.out)[0], args.out, f"mobilenet_v2_{args.also_threads}threads", more)
         f32, i8 = _row(r, "cpu:fp32"), _row(r, "cpu:int8")
         figs["mobilenet_v2_more_threads"] = {
             "threads": args.also_threads,
@@ -261,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             "spread_p50": {"fp32": f32["spread"]["p50"], "int8": i8["spread"]["p50"]},
         }
     _log("per-frame overhead on the MobileNetV2 int8 artifact")
-    figs["overhead"] = overhead(args.out / "mobilenet_v2_bundle", args.threads)
+    figs["overhead"] = overhead(mobilenet_v2_bundle(args.out)[0], args.threads)
     figs["binary_cnn"] = binary(args.out, config)
     figs["load_after"] = capture_environment()["load_average"]
     figs["seconds"] = round(time.perf_counter() - started, 1)

@@ -37,29 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def build_mobilenet(out: Path) -> Path:
     """MobileNetV2-1.0-224 (weights=None) as a bundle with a cpu fp32 and a full-int8 artifact."""
-    from bench_models import convert, photos, write_bundle
+    from bench_models import mobilenet_v2_bundle
 
-    from edgekit._tf import quiet_native_logs, tf_keras
-    from edgekit.intake import load_model
-    from edgekit.preprocess import PreprocessSpec
-
-    bundle = out / "mnv2_bundle"
-    if (bundle / "manifest.json").is_file():
-        return bundle
-    keras = tf_keras()
-    keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(alpha=1.0, input_shape=(224, 224, 3), weights=None, classes=1000)
-    h5 = out / "mobilenet_v2_1.0_224.h5"
-    with quiet_native_logs():
-        model.save(h5)
-    spec = PreprocessSpec.from_preset("symmetric", (224, 224), channels=3, output="probabilities")
-    calib = spec.apply_batch(photos((224, 224), n=32), input_order="rgb")
-    int8 = convert(model, "int8", lambda: ([s[None]] for s in calib))
-    fp32 = convert(model, "fp32")
-    return write_bundle(
-        bundle, [("cpu", "fp32", fp32, None, None), ("cpu", "int8", int8, None, None)],
-        spec=spec, labels=[f"class_{i}" for i in range(1000)], source_model=load_model(h5).source_info(),
-    )
+    return mobilenet_v2_bundle(out)[0]
 
 
 def user_path(model_path: Path, spec: Any, threads: int, backend: Any) -> Callable[[np.ndarray], Any]:
