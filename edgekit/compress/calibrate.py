@@ -70,7 +70,9 @@ def layer_errors(model: Any, representative: np.ndarray, *, progress: NullProgre
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     spec = tfm.TensorSpec([1, *shape], tfm.float32, name="input")
     concrete = tfm.function(lambda x: model(x, training=False), input_signature=[spec]).get_concrete_function()
-    converter = tfm.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    from edgekit.compile.convert import concrete_converter
+
+    converter = concrete_converter(tfm, concrete, model)
     converter.optimizations = [tfm.lite.Optimize.DEFAULT]
     layer_names = {layer.name for layer in model.layers}
     # The samples go through twice: once to calibrate, once to compare int8 with float per op.
@@ -85,7 +87,14 @@ def layer_errors(model: Any, representative: np.ndarray, *, progress: NullProgre
         debug_data = samples
         try:
             with quiet_native_logs():
-                debugger = tfm.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
+                try:
+                    debugger = tfm.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
+                except Exception:  # noqa: BLE001 - the frozen-function path failed: TF's SavedModel lowering decides
+                    from edgekit.interrupts import checkpoint
+
+                    checkpoint()
+                    converter.experimental_lower_to_saved_model = True
+                    debugger = tfm.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
                 debugger.run()
             buf = io.StringIO()
             debugger.layer_statistics_dump(buf)
