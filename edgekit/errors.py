@@ -8,6 +8,8 @@ traceback.
 """
 from __future__ import annotations
 
+import re
+
 
 class EdgekitError(Exception):
     """Base class: a user-facing failure with an actionable message."""
@@ -96,6 +98,8 @@ def first_line(e: BaseException, *, marker: str | None = None, limit: int = 300)
         'bad input'
         >>> first_line(ValueError())
         'ValueError'
+        >>> first_line(RuntimeError("failed to create XNNPACK runtimefailed to create XNNPACK runtimeNode number 3 failed"))
+        'failed to create XNNPACK runtime; Node number 3 failed'
     """
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     if marker:
@@ -103,5 +107,21 @@ def first_line(e: BaseException, *, marker: str | None = None, limit: int = 300)
             if marker in line:
                 found = line.split(marker, 1)[1].strip()
                 if found:
-                    return found[:limit]
-    return lines[0][:limit] if lines else type(e).__name__
+                    return _unglue(found[: 8 * limit])[:limit]
+    return _unglue(lines[0][: 8 * limit])[:limit] if lines else type(e).__name__
+
+
+# TFLite's error reporter appends each native message to the last without a
+# separator: "failed to create XNNPACK runtimefailed to create XNNPACK runtime…
+# Node number 12 (TfLiteXNNPackDelegate) failed to prepare."
+_REPEATED = re.compile(r"(.{8,80}?)\1+")
+_GLUED = re.compile(r"(?<=[a-z0-9.)])(?=(?:Node number|Failed to|Restored original|Didn't find|Encountered unresolved) )")
+
+
+def _unglue(text: str) -> str:
+    # Only a repeated phrase (words and a space) collapses: "xxxx…" or "0000…" stays as it is.
+    def once(m: re.Match[str]) -> str:
+        unit = m.group(1)
+        return unit if " " in unit.strip() and any(c.isalpha() for c in unit) else m.group(0)
+
+    return _GLUED.sub("; ", _REPEATED.sub(once, text))

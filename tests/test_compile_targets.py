@@ -395,6 +395,10 @@ def test_first_line_of_an_exception():
     mlir = "<unknown>:0: note: see current operation\nloc(fused[...]): error: 'tf.Erf' op is neither a custom op nor a flex op"
     assert first_line(Exception(mlir), marker="error:") == "'tf.Erf' op is neither a custom op nor a flex op"
     assert first_line(Exception("x" * 500)) == "x" * 300
+    # LiteRT's error reporter glues its native messages together with no separator.
+    glued = "failed to create XNNPACK runtime" * 7 + "Node number 640 (TfLiteXNNPackDelegate) failed to prepare."
+    assert first_line(RuntimeError(glued)) == "failed to create XNNPACK runtime; Node number 640 (TfLiteXNNPackDelegate) failed to prepare."
+    assert first_line(RuntimeError("ids 1000000000000000000 and abcabcabcabcabcabcabcabcabc")) == "ids 1000000000000000000 and abcabcabcabcabcabcabcabcabc"
 
 
 def test_native_logs_are_silenced_unless_edgekit_debug(capfd, monkeypatch):
