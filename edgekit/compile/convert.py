@@ -230,8 +230,8 @@ def run_converter(converter: Any) -> bytes:
     try:
         with quiet_native_logs():
             return converter.convert()
-    except Exception:  # noqa: BLE001 - any converter error: the SavedModel path decides
-        if getattr(converter, "experimental_lower_to_saved_model", True):
+    except Exception as e:  # noqa: BLE001 - the SavedModel path decides, unless the graph itself was refused
+        if getattr(converter, "experimental_lower_to_saved_model", True) or _graph_refused(e):
             raise
     from edgekit.interrupts import checkpoint
 
@@ -239,6 +239,18 @@ def run_converter(converter: Any) -> bytes:
     converter.experimental_lower_to_saved_model = True
     with quiet_native_logs():
         return converter.convert()
+
+
+def _graph_refused(e: BaseException) -> bool:
+    """The MLIR converter ran and refused an op (a quantization constraint, an op without a kernel).
+
+    The SavedModel path would refuse the same graph, after minutes on a large
+    model; only failures about variables can be the frozen path's own.
+    """
+    text = str(e)
+    return type(e).__name__ == "ConverterError" and _MLIR_ERROR in text and not any(
+        w in text for w in ("VarHandleOp", "ReadVariableOp", "resource")
+    )
 
 
 def _run_converter(converter: Any, profile: TargetProfile) -> bytes:
