@@ -109,6 +109,20 @@ def tflite_row(
         return artifact_row(variant, path, m, target=target, note=note)
 
 
+def check_loads(content: bytes, *, target: str) -> None:
+    """Load and allocate ``.tflite`` bytes as the device would (XNNPACK applied).
+
+    Raises:
+        TargetError: the interpreter refuses the artifact (its one-line reason).
+    """
+    from edgekit.compile.check import load_interpreter
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-load-") as tmp:
+        path = Path(tmp) / f"{target}.tflite"
+        path.write_bytes(content)
+        load_interpreter(path, target=target)
+
+
 def add_drops(rows: list[dict[str, Any]], reference_top1: float) -> list[dict[str, Any]]:
     """Set each row's ``drop`` (top-1 points lost against ``reference_top1``; negative = better)."""
     for r in rows:

@@ -371,12 +371,18 @@ def compress(
     peaks["layer_errors"] = _peak_rss_mb()
 
     t = time.perf_counter()
+    noted = len(state.notes)
     budget, final_model, fallback = state.budget(profiles, rep, errors)
+    notes.extend(state.notes[noted:])  # the budget loop's own notes (a QAT model that does not convert, ...)
     timings["budget"] = time.perf_counter() - t
     checkpoint()
     peaks["budget"] = _peak_rss_mb()
     if budget is not None and not budget.met:
         notes.append(budget.message)
+    if state.qat_unusable:
+        for row in rows:
+            if row["variant"] in ("QAT", "PQAT"):
+                row["note"] = "not shipped: no working int8 artifact from it"
     from edgekit.compress.evaluate import add_drops
 
     add_drops(rows, state.reference_top1)
@@ -484,6 +490,23 @@ def _without_bridge(loaded: Any, rcp: Recipe, over: Mapping[str, Any], notes: li
     return rcp.with_overrides(qat=False) if rcp.qat else rcp
 
 
+def _layers_by_type(layers: list[dict[str, Any]], shown: int = 3) -> str:
+    """``[{"name", "type"}, ...]`` as one short phrase per type, e.g. "58 BatchNormalization (bn1, bn2, bn3, … bn)".
+
+    Example:
+        >>> _layers_by_type([{"name": "n", "type": "Normalization"}])
+        'Normalization (n)'
+    """
+    groups: dict[str, list[str]] = {}
+    for f in layers:
+        groups.setdefault(f["type"], []).append(f["name"])
+    parts = []
+    for kind, names in groups.items():
+        listed = ", ".join(names) if len(names) <= shown + 1 else ", ".join(names[:shown]) + f", … {names[-1]}"
+        parts.append(f"{len(names)} {kind} ({listed})" if len(names) > 1 else f"{kind} ({listed})")
+    return "; ".join(parts)
+
+
 def _representative(train: Any, rcp: Recipe, prog: NullProgress) -> np.ndarray:
     from edgekit.compress.calibrate import representative_samples
 
@@ -510,6 +533,7 @@ class _Run:
         self.qat = None
         self.float_model = model  # the model quantization starts from (after pruning)
         self.qat_model = None
+        self.qat_unusable: str | None = None  # why the QAT model gives no usable int8 artifact
         self.reference_top1 = 0.0
         self.float_top1 = 0.0
         from edgekit.compile.convert import ConversionCache
@@ -592,8 +616,10 @@ class _Run:
                 label = "PQAT" if self.qat.scheme != "default_8bit" else "QAT"
                 rows.append(self._row(label, self.qat_model, macs=rows[-1]["macs"]))
                 if self.qat.float_layers:
-                    names = ", ".join(f"{f['name']} ({f['type']})" for f in self.qat.float_layers)
-                    self.notes.append(f"QAT left these layers in float (tfmot cannot quantize them; calibrated at conversion): {names}")
+                    self.notes.append(
+                        f"QAT left {len(self.qat.float_layers)} layer(s) in float (tfmot cannot quantize them; calibrated at "
+                        f"conversion): {_layers_by_type(self.qat.float_layers)}"
+                    )
             self.timings["qat"] = time.perf_counter() - t
         return rows
 
@@ -610,6 +636,14 @@ class _Run:
             return None, models[main_key], []
         profile = next((p for p in int8 if p.float_fallback), int8[0])
         refusing = [p.name for p in int8 if not p.float_fallback]
+        if main_key == "qat":
+            self.qat_unusable = self._qat_int8_problem(int8, rep)
+            if self.qat_unusable:
+                main_key = "float"
+                self.notes.append(
+                    f"QAT trained, but its model does not give a working int8 artifact ({self.qat_unusable}); every int8 "
+                    "artifact is post-training int8, calibrated from the model before QAT. --no-qat skips the QAT step."
+                )
 
         def convert(key: str, layers: Any) -> bytes:
             return self.conversions.convert(models[key], profile, rep, float_fallback_layers=list(layers)).content
@@ -625,6 +659,25 @@ class _Run:
         except EdgekitError as e:
             self.notes.append(f"{profile.name}: the int8 conversion failed, so no accuracy budget was applied: {e}")
             return None, models[main_key], []
+
+    def _qat_int8_problem(self, int8: list[Any], rep: np.ndarray) -> str | None:
+        """Why the QAT model gives no usable int8 artifact for some target, or None.
+
+        tfmot's fake-quant ranges can break what the converter or XNNPACK
+        accept (DenseNet121: an average pool whose input and output ranges
+        differ; Xception, NASNetMobile: an artifact XNNPACK refuses to load),
+        where calibrating the float model works. The conversions are cached,
+        so the budget loop and the build reuse them when the model is usable.
+        """
+        from edgekit.compress.evaluate import check_loads
+
+        for profile in int8:
+            try:
+                check_loads(self.conversions.convert(self.qat_model, profile, rep).content, target=profile.name)
+            except EdgekitError as e:
+                checkpoint()
+                return e.message.splitlines()[0][:300].rstrip(".") if e.message.strip() else type(e).__name__
+        return None
 
     def _fit(self, profile: Any, refusing: list[str], convert: Any, score: Any, main_key: str, models: dict[str, Any], errors: list[Any]) -> tuple[Any, Any, list[str]]:
         from edgekit.compress.calibrate import change_words, fallback_candidates, fit_budget
