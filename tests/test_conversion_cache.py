@@ -92,3 +92,28 @@ def test_a_float_fallback_conversion_reuses_the_calibration_and_other_samples_re
     assert cache.stats["calibrations"] == 2
     gpu = cache.convert(model, get_target("gpu"))  # fp16 needs no samples
     assert gpu.calibration_samples == 0 and cache.stats["conversions"] == 4
+
+
+def test_conversion_freezes_the_function_and_a_refused_graph_is_not_converted_twice(tf_keras):
+    """The frozen-function path is the one used; an op MLIR refuses fails once, not again through a SavedModel."""
+    from edgekit._tf import tf
+    from edgekit.compile import convert as cv
+    from edgekit.errors import TargetError
+    from edgekit.profiles import get_target
+
+    L = tf_keras.layers
+    bad = tf_keras.Sequential([tf_keras.Input((8, 8, 1)), L.Flatten(), L.Dense(4), L.Lambda(lambda t: tf().math.erf(t), name="erf")])
+    made = []
+    real = cv.concrete_converter
+
+    def record(tfm, concrete, model):
+        made.append(real(tfm, concrete, model))
+        return made[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cv, "concrete_converter", record)
+        with pytest.raises(TargetError, match="Erf"):
+            cv.convert_model(bad, get_target("cpu-fp32"))
+    (converter,) = made
+    # Still on the frozen path: run_converter did not switch to TF's SavedModel lowering for a second try.
+    assert converter.experimental_lower_to_saved_model is False

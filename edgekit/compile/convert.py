@@ -247,9 +247,9 @@ def _graph_refused(e: BaseException) -> bool:
     The SavedModel path would refuse the same graph, after minutes on a large
     model; only failures about variables can be the frozen path's own.
     """
-    text = str(e)
-    return type(e).__name__ == "ConverterError" and _MLIR_ERROR in text and not any(
-        w in text for w in ("VarHandleOp", "ReadVariableOp", "resource")
+    errors = [line for line in str(e).splitlines() if _MLIR_ERROR in line]  # not the IR dump that follows them
+    return type(e).__name__ == "ConverterError" and bool(errors) and not any(
+        w in line for line in errors for w in ("VarHandleOp", "ReadVariableOp", "resource")
     )
 
 
