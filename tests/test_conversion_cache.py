@@ -117,3 +117,37 @@ def test_conversion_freezes_the_function_and_a_refused_graph_is_not_converted_tw
     (converter,) = made
     # Still on the frozen path: run_converter did not switch to TF's SavedModel lowering for a second try.
     assert converter.experimental_lower_to_saved_model is False
+
+
+def test_layer_error_report_equals_tfs_own_debugger_and_shares_the_calibration(small):
+    """layer_errors quantizes the cache's calibration: the same numbers as QuantizationDebugger(converter=...), one calibration."""
+    import csv
+    import io
+
+    from edgekit._tf import tf
+    from edgekit.compile.convert import ConversionCache
+    from edgekit.compress.calibrate import layer_errors
+    from edgekit.profiles import get_target
+
+    model, rep, _ = small
+    cache = ConversionCache()
+    ours = layer_errors(model, rep, conversions=cache, debug_samples=len(rep))
+    assert cache.stats["calibrations"] == 1
+    cache.convert(model, get_target("cpu"), rep)  # the int8 artifact of the same model: no second calibration
+    assert cache.stats["calibrations"] == 1 and cache.stats["conversions"] == 1
+
+    tfm = tf()
+    spec = tfm.TensorSpec([1, *model.input_shape[1:]], tfm.float32)
+    fn = tfm.function(lambda x: model(x, training=False), input_signature=[spec])
+    conv = tfm.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    conv.optimizations = [tfm.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
+    debugger = tfm.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=conv.representative_dataset)
+    debugger.run()
+    buf = io.StringIO()
+    debugger.layer_statistics_dump(buf)
+    theirs = {(r["op_name"], float(r["scale"])): float(r["mean_squared_error"]) for r in csv.DictReader(io.StringIO(buf.getvalue()))}
+    assert len(theirs) == len(ours) >= 3
+    mine = sorted((e.op, round(e.scale, 9), round((e.rmse_over_scale * e.scale) ** 2, 9)) for e in ours)
+    want = sorted((op, round(scale, 9), round(mse, 9)) for (op, scale), mse in theirs.items())
+    assert mine == want

@@ -163,17 +163,12 @@ class ConversionCache:
         if key in self._artifacts:
             self.stats["reused"] += 1
             return self._artifacts[key]
+        calibrated = self.calibration(model, profile, representative) if int8 else b""  # timed in there
         t = time.perf_counter()
         if not int8:
             content = _convert_float(model, profile)
             result = Converted(bytes(content), (), (), 0)
         else:
-            ckey = (key[0], profile.batch, rep_key)
-            calibrated = self._calibrated.get(ckey)
-            if calibrated is None:
-                calibrated = _calibrate(model, profile, representative)
-                self._calibrated[ckey] = calibrated
-                self.stats["calibrations"] += 1
             nodes = _denylist(calibrated, fallback, profile.name) if fallback else ()
             content = _quantize(calibrated, profile, nodes)
             result = Converted(bytes(content), fallback, nodes, len(representative))
@@ -181,6 +176,23 @@ class ConversionCache:
         self.stats["seconds"] += time.perf_counter() - t
         self._artifacts[key] = result
         return result
+
+    def calibration(self, model: Any, profile: TargetProfile, representative: np.ndarray) -> bytes:
+        """The calibrated float model (statistics, nothing quantized yet) the int8 conversions of ``model`` start from.
+
+        The same one :meth:`convert` quantizes for every int8 target of this
+        batch size; computed once per model and samples.
+        """
+        ckey = (self._ident(model), profile.batch, _samples_key(representative))
+        calibrated = self._calibrated.get(ckey)
+        if calibrated is None:
+            import time
+
+            t = time.perf_counter()
+            calibrated = self._calibrated[ckey] = _calibrate(model, profile, representative)
+            self.stats["calibrations"] += 1
+            self.stats["seconds"] += time.perf_counter() - t
+        return calibrated
 
 
 def _samples_key(x: np.ndarray) -> tuple:

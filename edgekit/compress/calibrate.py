@@ -3,8 +3,9 @@
 * :func:`representative_samples` draws the calibration images stratified from
   the training split (already preprocessed with the model's spec).
 * :func:`layer_errors` runs TFLite's ``QuantizationDebugger`` on the float
-  model: for every quantized op, the error of its int8 output against float
-  given the same (quantized) input, in units of its quantization step
+  model's int8 calibration (the one its int8 artifacts are quantized from):
+  for every quantized op, the error of its int8 output against float given
+  the same (quantized) input, in units of its quantization step
   (``rmse / scale``). This is the per-layer report in the bundle.
 * :func:`fit_budget` converts the CPU artifact, scores it through the
   interpreter, and while it loses more top-1 points than allowed, keeps the
@@ -27,6 +28,7 @@ from edgekit.data import Dataset, sample_stratified
 from edgekit.errors import EdgekitError, first_line
 
 MAX_FALLBACK_LAYERS = 6  # conversions tried by the budget loop after the plain int8 one
+DEBUG_SAMPLES = 64  # samples the per-layer error is measured on (calibration uses them all)
 NEGLIGIBLE_ERROR = 0.05  # rmse/scale below this is rounding noise: keeping the layer float cannot help
 
 
@@ -56,45 +58,55 @@ class LayerError:
         return asdict(self)
 
 
-def layer_errors(model: Any, representative: np.ndarray, *, progress: NullProgress | None = None) -> list[LayerError]:
-    """Per-op int8 quantization error of ``model`` (float) on the representative samples, worst first.
+def layer_errors(
+    model: Any,
+    representative: np.ndarray,
+    *,
+    progress: NullProgress | None = None,
+    conversions: Any = None,
+    profile: Any = None,
+    debug_samples: int = DEBUG_SAMPLES,
+) -> list[LayerError]:
+    """Per-op int8 quantization error of ``model`` (float), worst first.
+
+    The int8 model is the one every post-training int8 artifact of ``model``
+    is quantized from: calibrated on all of ``representative``, through
+    ``conversions`` (a :class:`~edgekit.compile.convert.ConversionCache`) so a
+    later int8 conversion of the same model reuses that calibration. The
+    errors are measured on the first ``debug_samples`` of them: the per-op
+    statistics settle long before 200 samples, and each one costs a run of the
+    model through TFLite's reference kernels.
 
     Raises:
         EdgekitError: the debugger could not run (its one-line reason).
     """
     from edgekit._tf import quiet_native_logs, tf
+    from edgekit.compile.convert import ConversionCache
+    from edgekit.profiles import get_target
 
     tfm = tf()
     rep = np.ascontiguousarray(representative, dtype=np.float32)
     progress = progress or NullProgress()
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    spec = tfm.TensorSpec([1, *shape], tfm.float32, name="input")
-    concrete = tfm.function(lambda x: model(x, training=False), input_signature=[spec]).get_concrete_function()
-    from edgekit.compile.convert import concrete_converter
-
-    converter = concrete_converter(tfm, concrete, model)
-    converter.optimizations = [tfm.lite.Optimize.DEFAULT]
+    conversions = conversions if conversions is not None else ConversionCache()
+    profile = profile if profile is not None else get_target("cpu")
+    debug = rep[: max(1, debug_samples)]
     layer_names = {layer.name for layer in model.layers}
-    # The samples go through twice: once to calibrate, once to compare int8 with float per op.
-    with progress.task(f"per-layer int8 error ({len(rep)} samples)", 2 * len(rep)) as task:
+    with progress.task(f"per-layer int8 error (calibrate on {len(rep)}, measure on {len(debug)} samples)", 1 + len(debug)) as task:
 
         def samples() -> Any:
-            for i in range(len(rep)):
+            for i in range(len(debug)):
                 task.advance()
-                yield [rep[i : i + 1]]
+                yield [debug[i : i + 1]]
 
-        converter.representative_dataset = samples
-        debug_data = samples
         try:
-            with quiet_native_logs():
-                try:
-                    debugger = tfm.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
-                except Exception:  # noqa: BLE001 - the frozen-function path failed: TF's SavedModel lowering decides
-                    from edgekit.interrupts import checkpoint
+            calibrated = conversions.calibration(model, profile, rep)
+            task.advance()
+            from tensorflow.lite.python.convert import mlir_quantize
 
-                    checkpoint()
-                    converter.experimental_lower_to_saved_model = True
-                    debugger = tfm.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
+            with quiet_native_logs():
+                # What QuantizationDebugger(converter=...) builds, from the shared calibration.
+                instrumented = mlir_quantize(calibrated, enable_numeric_verify=True)
+                debugger = tfm.lite.experimental.QuantizationDebugger(quant_debug_model_content=instrumented, debug_dataset=samples)
                 debugger.run()
             buf = io.StringIO()
             debugger.layer_statistics_dump(buf)
@@ -102,7 +114,8 @@ def layer_errors(model: Any, representative: np.ndarray, *, progress: NullProgre
             from edgekit.interrupts import checkpoint
 
             checkpoint()  # a Ctrl-C that surfaced as OSError in the converter's cleanup stays an interrupt
-            raise EdgekitError(f"the int8 quantization debugger failed on model {model.name!r}: {first_line(e)}.") from e
+            text = e.message if isinstance(e, EdgekitError) else first_line(e)
+            raise EdgekitError(f"the int8 quantization debugger failed on model {model.name!r}: {text.rstrip('.')}.") from e
     rows = []
     for r in csv.DictReader(io.StringIO(buf.getvalue())):
         scale = float(r["scale"])

@@ -21,9 +21,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from edgekit.bundle.store import locks_output
+from edgekit.compress.calibrate import DEBUG_SAMPLES
 from edgekit.compress.progress import NullProgress, as_progress
 from edgekit.compress.recipe import Recipe, load_recipe
-from edgekit.bundle.store import locks_output
 from edgekit.errors import ConfigError, EdgekitError, first_line
 from edgekit.interrupts import checkpoint, handles_signals
 
@@ -362,7 +363,9 @@ def compress(
     try:
         from edgekit.compress.calibrate import layer_errors
 
-        errors = layer_errors(state.float_model, rep, progress=prog)
+        int8 = [p for p in profiles if p.quantization == "int8" and p.batch == 1]
+        # Through the run's conversion cache: an int8 conversion of the float model later reuses this calibration.
+        errors = layer_errors(state.float_model, rep, progress=prog, conversions=state.conversions, profile=int8[0] if int8 else None)
     except Exception as e:  # noqa: BLE001 - the debug report is informative; a failure must not cost the run
         checkpoint()  # ...but a Ctrl-C that surfaced as OSError in TF's cleanup is not a report failure
         notes.append(f"per-layer quantization error report unavailable: {first_line(e, limit=200)}")
@@ -396,7 +399,8 @@ def compress(
         "layer_errors": [e.to_dict() for e in errors],
         # QAT models have learned ranges the debugger cannot re-calibrate; the report is of the model before QAT.
         "layer_errors_of": "the float model int8 calibration starts from" + (" (after pruning)" if state.pruning or state.structured else "")
-        + (", before QAT" if state.qat_model is not None else ""),
+        + (", before QAT" if state.qat_model is not None else "")
+        + f"; measured on {min(len(rep), DEBUG_SAMPLES)} of the {len(rep)} calibration samples",
     }
     t = time.perf_counter()
     build = build_bundle(
