@@ -63,3 +63,14 @@ def test_float_ops_in_an_edgetpu_artifact_fail_the_target_and_the_run(tf_keras, 
     assert [a.target for a in m.artifacts] == ["cpu"]  # the cpu artifact may keep float ops, and ships
     assert m.failures[0]["target"] == "edgetpu" and m.failures[0]["stage"] == "analyse"
     assert "warning: cpu:" in r.output and "run in float inside this int8 artifact" in out
+
+
+def test_a_softmax_left_to_tflites_cpu_kernels_is_in_the_report_not_a_warning(tf_keras, tmp_path):
+    """XNNPACK takes every int8 op but the final SOFTMAX: that runs on the same CPU and costs no MACs worth a warning."""
+    r = _compress(_model(tf_keras, tmp_path, "leaky"), tmp_path / "b", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "warning: cpu:" not in r.output
+    report = json.loads((tmp_path / "b" / "reports" / "compat_cpu.json").read_text())
+    left = [p for p in report["placements"] if not p["on_accelerator"]]
+    assert [p["op"] for p in left] == ["SOFTMAX"] and report["fraction_macs"] >= 0.99
+    assert [u["op"] for u in report["unsupported"]] == ["SOFTMAX"]
