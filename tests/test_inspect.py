@@ -74,3 +74,19 @@ def test_inspect_bad_file_is_one_line_error(tmp_path):
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "broken.keras" in lines[0]
+
+
+def test_inspect_table_never_shortens_a_layer_name(keras3, tmp_path):
+    """A nested model's layer name is how reports and --float-layers name it: at 80 columns it is there whole."""
+    name = "mobilenetv2_transfer_base_block_16_project_BN"
+    inp = keras3.Input((8, 8, 3))
+    x = keras3.layers.Conv2D(4, 3, name=name)(inp)
+    x = keras3.layers.GlobalAveragePooling2D(name="pool")(x)
+    path = tmp_path / "long.keras"
+    keras3.Model(inp, keras3.layers.Dense(2, name="head")(x)).save(path)
+    result = runner.invoke(app, ["inspect", str(path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    first_cells = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
+    assert name in "".join(first_cells) and "…" not in result.output  # folded onto two lines, not cut
+    assert "112" in result.output and "3,888" in result.output  # params and MACs, uncut

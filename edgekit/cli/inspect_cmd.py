@@ -25,7 +25,7 @@ def inspect(
 
 
 def render_report(report) -> None:  # noqa: ANN001 - ModelReport, imported lazily
-    from rich.table import Table
+    from edgekit.tables import fit_tables
 
     d = report.to_dict()
     console.print(f"[bold]{d['path']}[/]: {d['description']}")
@@ -37,21 +37,17 @@ def render_report(report) -> None:  # noqa: ANN001 - ModelReport, imported lazil
             f"(tolerance {b['tolerance']:.0e}, {b['samples']} random inputs)"
         )
     audit = {a["name"]: a for a in d["audit"]}
-    table = Table(title="Layers", show_lines=False)
-    for col, just in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("params", "right"), ("MACs", "right"), ("prune", "center"), ("QAT", "center")):
-        table.add_column(col, justify=just)
+    body = []
     for row in d["layers"]:
         a = audit.get(row["name"])
-        table.add_row(
-            row["name"],
-            row["type"],
-            _shape(row["output_shape"]),
-            f"{row['params']:,}",
-            f"{row['macs']:,}",
-            _mark(a["prunable"]) if a else "",
-            _mark(a["quantizable"]) if a else "",
-        )
-    console.print(table)
+        body.append([
+            row["name"], row["type"], _shape(row["output_shape"]), f"{row['params']:,}", f"{row['macs']:,}",
+            _mark(a["prunable"]) if a else "", _mark(a["quantizable"]) if a else "",
+        ])  # fmt: skip
+    # A narrow terminal gets the columns in more than one table, each led by the layer name, which folds
+    # rather than losing its end ("base/block_1_expand_relu" is how reports name it).
+    console.print(fit_tables("Layers", ["layer", "type", "output shape", "params", "MACs", "prune", "QAT"], body,
+                             justify=["left", "left", "left", "right", "right", "center", "center"]))  # fmt: skip
     t = d["totals"]
     console.print(f"total: {t['params']:,} params, {t['macs']:,} MACs per image, {t['float32_bytes'] / 1e6:.2f} MB as float32")
     blockers = [a for a in d["audit"] if a["blocks_qat"] or a["blocks_int8"]]
