@@ -357,3 +357,19 @@ def test_qat_on_a_model_tfmot_refuses_is_a_one_line_reason(tf_keras):
     with pytest.raises(QATUnavailable) as e:
         quantize_aware(model, x, np.zeros(8, np.int64), epochs=1)
     assert "\n" not in e.value.message and "post-training int8" in str(e.value)
+
+
+def test_pruning_switches_are_cli_flags_and_land_in_the_saved_recipe(trained, tmp_path):
+    out = tmp_path / "b"
+    result = _cli(trained, "--data", digits_dir(), "--out", out, "--sparsity", "0.5", "--prune-output-layer", "--prune-min-weights", "0",
+                  "--no-qat", "--epochs", "1", "--calibration-samples", "16", "--targets", "cpu-fp32", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["recipe"]["prune_output_layer"] is True and payload["recipe"]["prune_min_weights"] == 0
+    layers = payload["reports"]["pruning"]["layers"]
+    assert layers and all(layer["pruned"] for layer in layers)  # the head and the smallest conv too
+    assert load_bundle(out).manifest.recipe["prune_output_layer"] is True
+
+    bad = _cli(trained, "--data", digits_dir(), "--out", tmp_path / "c", "--sparsity", "0.5", "--prune-min-weights", "-1")
+    assert bad.exit_code != 0 and "prune_min_weights=-1" in _one_line(bad) and "Traceback" not in bad.output
+    assert not (tmp_path / "c").exists()

@@ -49,7 +49,7 @@ def densenet_h5(tf_keras, tmp_path_factory):
     return path
 
 
-def test_a_qat_model_the_converter_refuses_is_built_from_the_float_model_with_a_note(densenet_h5, tmp_path):
+def test_a_qat_model_the_converter_refuses_is_built_from_the_float_model_with_a_note(densenet_h5, tmp_path, capsys):
     from edgekit.bundle import load_bundle, verify_bundle
     from edgekit.compress import compress
     from edgekit.resources import digits_dir
@@ -67,7 +67,13 @@ def test_a_qat_model_the_converter_refuses_is_built_from_the_float_model_with_a_
     qat_row = next(r for r in result.variants if r["variant"] == "QAT")
     assert qat_row["note"].startswith("not shipped")
     assert result.reports["budget"]["chosen"]["model"] == "float"
+    assert result.reports["qat_int8_problem"] in note
     assert result.build.failures == []
+    from edgekit.cli.compress_cmd import render
+
+    render(result)  # the header must not claim QAT artifacts
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "the QAT model gave no working int8 artifact; post-training int8 shipped" in shown and "QAT trained, but" in shown
 
     bundle = load_bundle(out)
     assert verify_bundle(out).ok

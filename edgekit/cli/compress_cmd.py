@@ -26,6 +26,12 @@ def compress(
     sparsity: Optional[float] = typer.Option(None, "--sparsity", help="Unstructured pruning: fraction of weights set to zero, in (0, 1)."),
     mn: Optional[str] = typer.Option(None, "--mn", help="M:N pruning, e.g. 2:4 (at most M non-zero weights in every N)."),
     structured: Optional[float] = typer.Option(None, "--structured", help="Fraction of Conv/Dense channels to remove, in (0, 1)."),
+    prune_output_layer: Optional[bool] = typer.Option(
+        None, "--prune-output-layer/--keep-output-layer-dense", help="--sparsity/--mn also prune the classifier head (default: left dense)."
+    ),
+    prune_min_weights: Optional[int] = typer.Option(
+        None, "--prune-min-weights", help="--sparsity/--mn leave kernels with fewer weights than this dense (default 1024)."
+    ),
     qat: Optional[bool] = typer.Option(None, "--qat/--no-qat", help="Quantization-aware training (sparsity-preserving after pruning)."),
     distill: Optional[bool] = typer.Option(None, "--distill/--no-distill", help="Fine-tune with the original model as teacher."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tuning epochs per phase."),
@@ -60,6 +66,8 @@ def compress(
         "sparsity": sparsity,
         "mn": mn,
         "structured": structured,
+        "prune_output_layer": prune_output_layer,
+        "prune_min_weights": prune_min_weights,
         "qat": qat,
         "distill": distill,
         "epochs": epochs,
@@ -105,6 +113,8 @@ def render(result: Any) -> None:
     r = result.recipe
     # The recipe's description may promise QAT; when tfmot could not apply it, the header says so.
     skipped = " [bold yellow](QAT not applied: see the note below)[/]" if r.qat and not result.reports.get("qat") else ""
+    if result.reports.get("qat_int8_problem"):
+        skipped = " [bold yellow](the QAT model gave no working int8 artifact; post-training int8 shipped: see the note below)[/]"
     console.print(
         f"compressed with recipe [bold]{describe_recipe(r)}[/]{skipped} in {result.timings.get('total', 0):.1f} s "
         f"→ bundle [bold]{result.bundle}[/]",

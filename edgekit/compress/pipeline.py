@@ -395,6 +395,7 @@ def compress(
         "structured": state.structured.to_dict() if state.structured else None,
         "pruning": state.pruning.to_dict() if state.pruning else None,
         "qat": state.qat.to_dict() if state.qat else None,
+        "qat_int8_problem": state.qat_unusable,  # why the int8 artifacts come from the model before QAT, or None
         "budget": budget.to_dict() if budget else None,
         "layer_errors": [e.to_dict() for e in errors],
         # QAT models have learned ranges the debugger cannot re-calibrate; the report is of the model before QAT.
