@@ -18,6 +18,8 @@ SUPPORTED_LAYERS = frozenset(reg.LAYERS)
 
 UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 _MODEL_CLASSES = reg.names(bridge=reg.INLINE)
+# tf_keras' own modules: its .keras files name a nested model's class by module ("tf_keras.src.engine.functional").
+_TF_KERAS_MODULES = ("tf_keras.",)
 # Keras 3 records ``x + 3.0`` on symbolic tensors as operation nodes from these modules.
 OP_MODULES = ("keras.src.ops", "keras.ops")
 
@@ -36,7 +38,7 @@ class LayerRef:
 
     @property
     def is_custom(self) -> bool:
-        if self.module is not None and not self.module.startswith("keras"):
+        if self.module is not None and not self.module.startswith("keras") and not self.module.startswith(_TF_KERAS_MODULES):
             return True
         if self.registered_name and ">" in self.registered_name:
             return True
@@ -62,13 +64,16 @@ def iter_layers(model_config: dict[str, Any], *, prefix: str = "", nested: bool 
 def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, source: str = "model", flavour: str = "keras3") -> list[str]:
     """Refuse what edgekit cannot load safely or handle; return notes for what it allowed.
 
+    Nested Sequential/functional models are scanned layer by layer, like the
+    outer model (their layers named outer/inner): the bridge inlines them in
+    Keras 3 files, :mod:`edgekit.intake.flatten` in tf_keras files.
+
     Args:
-        flavour: "keras3" (nested models are inlined by the bridge) or "tf_keras"
-            (loaded as saved, so a nested model is refused).
+        flavour: "keras3" (Keras 3 operation nodes pass: the bridge rebuilds or names them) or "tf_keras".
 
     Raises:
         UnsafeModelError: a Lambda or custom object, unless ``allow_unsafe``.
-        UnsupportedModelError: a layer edgekit does not know, or a nested model in a tf_keras file.
+        UnsupportedModelError: a layer edgekit does not know.
     """
     notes = []
     for layer in iter_layers(model_config):
@@ -83,11 +88,6 @@ def scan_layers(model_config: dict[str, Any], *, allow_unsafe: bool = False, sou
             continue
         if layer.is_op and flavour == "keras3":
             continue  # the bridge rebuilds constant arithmetic and refuses the rest, by name
-        if layer.class_name in _MODEL_CLASSES and flavour != "keras3":
-            raise UnsupportedModelError(
-                f"{source}: layer {layer.name!r} is a nested {layer.class_name} model in a tf_keras file; edgekit inlines nested models only in Keras 3 files.",
-                hint="Save the model with Keras 3 (model.save('model.keras')), or apply the inner model's layers directly to the outer graph.",
-            )
         if layer.class_name not in reg.LAYERS:
             raise UnsupportedModelError(
                 f"{source}: layer {layer.name!r} has unsupported type {layer.class_name}.",

@@ -8,7 +8,8 @@ from typing import Any
 
 from edgekit.bundle.store import sha256_file
 from edgekit.errors import BridgeError, EdgekitError, ModelLoadError, UnsupportedModelError, first_line
-from edgekit.intake.bridge import BridgeReport, bridge_keras3
+from edgekit.intake.bridge import MAX_RELATIVE_DEVIATION, BridgeReport, _compare, bridge_keras3
+from edgekit.intake.flatten import flatten_nested, has_nested_models
 from edgekit.intake.formats import ModelFile, read_model_file
 from edgekit.intake.layers import scan_layers
 
@@ -64,6 +65,9 @@ def load_model(
     """Load a Keras 3 ``.keras``, a tf_keras ``.h5``/``.keras`` or a tf_keras SavedModel directory.
 
     Keras 3 models are rebuilt in tf_keras and proven equal on random inputs.
+    A tf_keras model with nested Sequential/functional models (a transfer-learning
+    base, an augmentation block) is flattened into one functional model over the
+    same layers, named outer/inner, and proven equal the same way.
     Lambda layers and custom objects are refused unless ``allow_unsafe``.
     With ``require_bridge=False``, a Keras 3 model that cannot be rebuilt (a
     layer class edgekit does not know, a custom layer, outputs that differ) is
@@ -102,7 +106,38 @@ def load_model(
         return LoadedModel(k3, mf, digest, None, notes, bridge_blocker=blocker)
     model = _load_tf_keras(mf, allow_unsafe, custom_objects)
     _check_io(model, mf.path)
+    if has_nested_models(model):
+        model, flat_notes = _flatten_tf_keras(model, mf.path)
+        notes = notes + flat_notes
     return LoadedModel(model, mf, digest, None, notes)
+
+
+def _flatten_tf_keras(model: Any, path: Path, samples: int = 4) -> tuple[Any, list[str]]:
+    """Inline nested models (see :mod:`edgekit.intake.flatten`) and prove the flat model computes the same outputs."""
+    try:
+        flat = flatten_nested(model)
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"{path}: {e.message}", hint=e.hint) from e
+    try:
+        # The saved model can still run: flattening keeps its layers (and weights) and only forgets their old graph links.
+        check = _compare(model, flat.model, samples=samples, seed=0)
+    except EdgekitError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise BridgeError(
+            f"{path}: the model with its nested models inlined could not be checked against the saved one ({first_line(e)}).",
+            hint="Apply the inner models' layers directly to the outer graph and save again.",
+        ) from e
+    if not check.max_relative_deviation <= MAX_RELATIVE_DEVIATION:
+        raise BridgeError(
+            f"{path}: the model with its nested models inlined differs from the saved one: max relative deviation "
+            f"{check.max_relative_deviation:.2e} > {MAX_RELATIVE_DEVIATION:.0e}.",
+            hint="Please report this model's architecture; until then, apply the inner models' layers directly to the outer graph.",
+        )
+    notes = flat.notes()
+    if notes:
+        notes[0] += f" (outputs equal the saved model's: max relative deviation {check.max_relative_deviation:.1e} on {samples} random inputs)"
+    return flat.model, notes
 
 
 def _blocker_text(e: EdgekitError, source: str) -> str:
