@@ -138,12 +138,24 @@ def layer_errors(
 
 
 def _layer_of(tensor_name: str, layer_names: set[str]) -> str | None:
-    # TFLite names fused ops "model/layer/Op;model/layer/BiasAdd;...": the first
-    # path segment that is a Keras layer name is the layer the op came from.
+    """The Keras layer a TFLite tensor came from, or None.
+
+    TFLite names fused ops "model/layer/Op;model/layer/BiasAdd;...": the first
+    run of whole path segments that is a layer name, longest run first, since
+    an inlined nested model's layer is named "base/block_1_expand".
+
+    Example:
+        >>> _layer_of("m/base/block_1_expand/Conv2D;m/base/block_1_expand/BiasAdd", {"base/block_1_expand", "fc"})
+        'base/block_1_expand'
+    """
+    longest = max((name.count("/") + 1 for name in layer_names), default=1)
     for part in tensor_name.split(";"):
-        for seg in part.split("/"):
-            if seg in layer_names:
-                return seg
+        segs = part.split("/")
+        for i in range(len(segs)):
+            for n in range(min(longest, len(segs) - i), 0, -1):
+                name = "/".join(segs[i : i + n])
+                if name in layer_names:
+                    return name
     return None
 
 
