@@ -235,3 +235,4 @@ def test_compress_a_nested_tf_keras_model_end_to_end(tf_keras, tmp_path):
     # The per-layer error report (and so --max-accuracy-drop's float-layer candidates) names the inlined layer itself.
     named = {e["layer"] for e in result.reports["layer_errors"] if e["layer"]}
     assert any(name.startswith("tinybase/") for name in named), named
+    assert any(n.startswith("nested model(s) inlined") and "tinybase" in n for n in result.notes), result.notes

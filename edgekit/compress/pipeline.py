@@ -304,6 +304,7 @@ def compress(
 
     check_inputs_early(data, preprocess, rcp.targets)
     loaded = load_model(model_path, allow_unsafe=allow_unsafe, require_bridge=False)
+    notes.extend(loaded.notes)  # what intake changed: nested models inlined, no-op layers removed, --allow-unsafe layers
     rcp = _without_bridge(loaded, rcp, over, notes)
     spec, labels, spec_source = resolve_preprocess(model_path, loaded, preprocess)
     output_kind = model_output_kind(loaded.model)
