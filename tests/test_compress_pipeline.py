@@ -361,7 +361,7 @@ def test_qat_on_a_model_tfmot_refuses_is_a_one_line_reason(tf_keras):
 
 def test_pruning_switches_are_cli_flags_and_land_in_the_saved_recipe(trained, tmp_path):
     out = tmp_path / "b"
-    result = _cli(trained, "--data", digits_dir(), "--out", out, "--sparsity", "0.5", "--prune-output-layer", "--prune-min-weights", "0",
+    result = _cli(trained, "--data", digits_dir(), "--out", out, "--sparsity", "0.5", "--prune-head", "--prune-min-weights", "0",
                   "--no-qat", "--epochs", "1", "--calibration-samples", "16", "--targets", "cpu-fp32", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)

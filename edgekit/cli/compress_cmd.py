@@ -27,7 +27,7 @@ def compress(
     mn: Optional[str] = typer.Option(None, "--mn", help="M:N pruning, e.g. 2:4 (at most M non-zero weights in every N)."),
     structured: Optional[float] = typer.Option(None, "--structured", help="Fraction of Conv/Dense channels to remove, in (0, 1)."),
     prune_output_layer: Optional[bool] = typer.Option(
-        None, "--prune-output-layer/--keep-output-layer-dense", help="--sparsity/--mn also prune the classifier head (default: left dense)."
+        None, "--prune-head/--dense-head", help="--sparsity/--mn also prune the layer producing the output (default: left dense)."
     ),
     prune_min_weights: Optional[int] = typer.Option(
         None, "--prune-min-weights", help="--sparsity/--mn leave kernels with fewer weights than this dense (default 1024)."
