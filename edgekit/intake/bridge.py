@@ -55,18 +55,24 @@ class BridgeReport:
 
     def notes(self) -> list[str]:
         """One line per thing the user should know the bridge did."""
-        out = []
-        if self.inlined_models:
-            out.append(f"nested model(s) inlined, their layers named outer/inner: {', '.join(self.inlined_models)}")
-        if self.removed_layers:
-            what = ", ".join(f"{r['name']} ({r['type']})" for r in self.removed_layers)
-            out.append(f"removed {len(self.removed_layers)} inference-time no-op layer(s), identity when not training: {what}")
+        out = nesting_notes(self.inlined_models, self.removed_layers)
         if len(self.rebuilt) <= 3:
             out.extend(f"layer {r['name']!r}: {r['what']}" for r in self.rebuilt)
         else:  # MobileNetV3 has dozens of `x + 3`, `x / 6`: one line, the rest in the bridge report
             shown = "; ".join(f"{r['name']!r}: {r['what']}" for r in self.rebuilt[:2])
             out.append(f"{len(self.rebuilt)} layers rebuilt from built-in layers, outputs proven equal ({shown}; …)")
         return out
+
+
+def nesting_notes(inlined: list[str], removed: list[dict[str, str]]) -> list[str]:
+    """The notes for nested models inlined and inference-time no-ops removed (the bridge and :mod:`~edgekit.intake.flatten` alike)."""
+    out = []
+    if inlined:
+        out.append(f"nested model(s) inlined, their layers named outer/inner: {', '.join(inlined)}")
+    if removed:
+        what = ", ".join(f"{r['name']} ({r['type']})" for r in removed)
+        out.append(f"removed {len(removed)} inference-time no-op layer(s), identity when not training: {what}")
+    return out
 
 
 def bridge_keras3(k3_model: Any, *, samples: int = 4, seed: int = 0) -> tuple[Any, BridgeReport]:

@@ -54,13 +54,9 @@ class Flattened(NamedTuple):
 
     def notes(self) -> list[str]:
         """One line per thing the user should know (the same wording as the Keras 3 bridge's notes)."""
-        out = []
-        if self.inlined:
-            out.append(f"nested model(s) inlined, their layers named outer/inner: {', '.join(self.inlined)}")
-        if self.removed:
-            what = ", ".join(f"{r['name']} ({r['type']})" for r in self.removed)
-            out.append(f"removed {len(self.removed)} inference-time no-op layer(s), identity when not training: {what}")
-        return out
+        from edgekit.intake.bridge import nesting_notes
+
+        return nesting_notes(self.inlined, self.removed)
 
 
 def is_inlinable(layer: Any) -> bool:
@@ -275,14 +271,14 @@ class _Plan:
             self.alias[outer] = inner
 
     def check_names(self, model: Any) -> None:
-        seen: dict[str, str] = {}
-        for layer, path in self.names.values():
+        seen: set[str] = set()
+        for _, path in self.names.values():
             if path in seen:
                 raise UnsupportedModelError(
                     f"model {model.name!r}: two different layers would both be named {path!r} once nested models are inlined.",
                     hint="Give the layers unique names (name=...) and save the model again.",
                 )
-            seen[path] = type(layer).__name__
+            seen.add(path)
 
 
 # --------------------------------------------------------------------- helpers
