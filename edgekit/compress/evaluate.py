@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -97,14 +98,11 @@ def tflite_row(
     :func:`edgekit.compile.build_bundle` appends for every artifact it ships.
     ``data`` streams: the interpreter takes one sample at a time.
     """
-    from edgekit.compile.check import artifact_row, evaluate, load_interpreter
+    from edgekit.compile.check import artifact_row, evaluate
     from edgekit.compress.finetune import as_dataset
 
     ds = as_dataset(data, y)
-    with tempfile.TemporaryDirectory(prefix="edgekit-eval-") as tmp:
-        path = Path(tmp) / f"{target}.tflite"
-        path.write_bytes(content)
-        interp = load_interpreter(path, target=target)
+    with _loaded(content, target) as (path, interp):
         m = evaluate(interp, ds, ds.y, num_classes=num_classes, output=output)
         return artifact_row(variant, path, m, target=target, note=note)
 
@@ -115,12 +113,19 @@ def check_loads(content: bytes, *, target: str) -> None:
     Raises:
         TargetError: the interpreter refuses the artifact (its one-line reason).
     """
+    with _loaded(content, target):
+        pass
+
+
+@contextmanager
+def _loaded(content: bytes, target: str) -> Iterator[tuple[Path, Any]]:
+    """(temp file, allocated interpreter) for ``.tflite`` bytes, written outside any bundle and removed after."""
     from edgekit.compile.check import load_interpreter
 
-    with tempfile.TemporaryDirectory(prefix="edgekit-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgekit-eval-") as tmp:
         path = Path(tmp) / f"{target}.tflite"
         path.write_bytes(content)
-        load_interpreter(path, target=target)
+        yield path, load_interpreter(path, target=target)
 
 
 def add_drops(rows: list[dict[str, Any]], reference_top1: float) -> list[dict[str, Any]]:
