@@ -15,6 +15,7 @@ still apply (the debugger always leaves float I/O).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -146,8 +147,6 @@ class ConversionCache:
         float_fallback_layers: Sequence[str] = (),
     ) -> Converted:
         """:func:`convert_model`, reusing an earlier identical conversion or calibration."""
-        import time
-
         int8 = profile.quantization == "int8"
         fallback = tuple(float_fallback_layers) if int8 else ()
         if fallback and not profile.float_fallback:
@@ -163,7 +162,7 @@ class ConversionCache:
         if key in self._artifacts:
             self.stats["reused"] += 1
             return self._artifacts[key]
-        calibrated = self.calibration(model, profile, representative) if int8 else b""  # timed in there
+        calibrated = self._calibration(model, profile, representative, rep_key) if int8 else b""  # timed in there
         t = time.perf_counter()
         if not int8:
             content = _convert_float(model, profile)
@@ -183,11 +182,12 @@ class ConversionCache:
         The same one :meth:`convert` quantizes for every int8 target of this
         batch size; computed once per model and samples.
         """
-        ckey = (self._ident(model), profile.batch, _samples_key(representative))
+        return self._calibration(model, profile, representative, _samples_key(representative))
+
+    def _calibration(self, model: Any, profile: TargetProfile, representative: np.ndarray, rep_key: tuple) -> bytes:
+        ckey = (self._ident(model), profile.batch, rep_key)
         calibrated = self._calibrated.get(ckey)
         if calibrated is None:
-            import time
-
             t = time.perf_counter()
             calibrated = self._calibrated[ckey] = _calibrate(model, profile, representative)
             self.stats["calibrations"] += 1
