@@ -10,61 +10,23 @@ from typer.testing import CliRunner
 from edgekit.cli import app
 from edgekit.intake import MAX_RELATIVE_DEVIATION, bridge_keras3, inspect_model, load_model
 
+import nested_models as nm
+
 runner = CliRunner()
 
 
-def tiny_base(keras, name="tinybase", shape=(16, 16, 3)):
-    """A small functional CNN standing in for keras.applications.MobileNetV2(include_top=False)."""
-    L = keras.layers
-    inp = keras.Input(shape)
-    x = L.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
-    x = L.BatchNormalization(name="stem_bn")(x)
-    x = L.ReLU(6.0, name="stem_relu")(x)
-    d = L.DepthwiseConv2D(3, padding="same", name="block_1_dw")(x)
-    d = L.BatchNormalization(name="block_1_bn")(d)
-    x = L.Add(name="block_1_add")([x, d])
-    x = L.Conv2D(12, 1, activation="hard_silu", name="block_1_expand")(x)
-    return keras.Model(inp, x, name=name)
-
-
-def transfer_model(keras, shape=(16, 16, 3), classes=3):
-    """The Keras tutorial pattern: augmentation Sequential, Rescaling, frozen base called with training=False."""
-    L = keras.layers
-    augment = keras.Sequential([L.RandomFlip("horizontal"), L.RandomRotation(0.1), L.RandomZoom(0.1)], name="augment")
-    base = tiny_base(keras, shape=shape)
-    base.trainable = False
-    inp = keras.Input(shape, name="image")
-    x = augment(inp)
-    x = L.Rescaling(1 / 127.5, offset=-1, name="scale")(x)
-    x = base(x, training=False)
-    x = L.GlobalAveragePooling2D(name="pool")(x)
-    x = L.Dropout(0.2, name="drop")(x)
-    out = L.Dense(classes, activation="softmax", name="head")(x)
-    return keras.Model(inp, out, name="transfer")
-
-
-def _randomize_bn(model, rng):
-    for layer in model._flatten_layers() if hasattr(model, "_flatten_layers") else model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape), rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 2, v.shape)])
-
-
-def _equal(k3_model, tfk_model, shape, low=0.0, high=255.0):
-    x = np.random.default_rng(1).uniform(low, high, size=(3, *shape)).astype(np.float32)
-    ref = np.asarray(k3_model(x, training=False))
-    got = tfk_model(x, training=False).numpy()
-    assert np.max(np.abs(ref - got)) <= MAX_RELATIVE_DEVIATION * max(1.0, float(np.max(np.abs(ref))))
+def transfer_model(keras):
+    return nm.transfer_model(keras, activation="hard_silu")  # hard_silu: rebuilt by the bridge
 
 
 def test_transfer_learning_pattern_is_inlined(keras3, tmp_path):
     keras3.utils.set_random_seed(0)
     model = transfer_model(keras3)
-    _randomize_bn(model, np.random.default_rng(0))
+    nm.randomize_bn(model, np.random.default_rng(0))
     path = tmp_path / "transfer.keras"
     model.save(path)
     loaded = load_model(path)
-    _equal(model, loaded.model, (16, 16, 3))
+    nm.assert_same_outputs(model, loaded.model, (16, 16, 3))
     names = [layer.name for layer in loaded.model.layers]
     kinds = {type(layer).__name__ for layer in loaded.model.layers}
     assert "tinybase/block_1_expand" in names and "tinybase/stem_bn" in names
@@ -109,7 +71,7 @@ def test_two_levels_and_a_shared_nested_model(keras3):
     out = L.Dense(2, name="head")(L.GlobalAveragePooling2D()(L.Subtract(name="diff")([a, b])))
     model = keras3.Model(inp, out)
     tfk_model, report = bridge_keras3(model)
-    _equal(model, tfk_model, (8, 8, 3), 0.0, 1.0)
+    nm.assert_same_outputs(model, tfk_model, (8, 8, 3), 0.0, 1.0)
     names = {layer.name for layer in tfk_model.layers}
     assert {"mid/proj", "mid/inner/c", "mid/inner/g", "mid/res"} <= names
     assert tfk_model.count_params() == model.count_params()  # shared, not duplicated
@@ -135,7 +97,7 @@ def test_convnext_block_layerscale_layernorm_gelu_ops(keras3):
     model = keras3.Model(inp, out)
     model.get_layer("scale").set_weights([np.linspace(0.1, 1.0, 8).astype(np.float32)])
     tfk_model, report = bridge_keras3(model)
-    _equal(model, tfk_model, (8, 8, 3), 0.0, 1.0)
+    nm.assert_same_outputs(model, tfk_model, (8, 8, 3), 0.0, 1.0)
     assert type(tfk_model.get_layer("scale")).__name__ == "DepthwiseConv2D"
     assert {r["name"] for r in report.rebuilt} == {"scale"}
     assert "stem/stem_ln" in {layer.name for layer in tfk_model.layers}
@@ -154,7 +116,7 @@ def test_mobilenetv3_ops_hard_sigmoid(keras3):
     x = L.Activation("hard_swish", name="hs")(x)
     model = keras3.Model(inp, L.GlobalAveragePooling2D()(x))
     tfk_model, report = bridge_keras3(model)
-    _equal(model, tfk_model, (8, 8, 3), -2.0, 2.0)
+    nm.assert_same_outputs(model, tfk_model, (8, 8, 3), -2.0, 2.0)
     assert sum(r["what"].startswith("operation") for r in report.rebuilt) == 2
 
 
